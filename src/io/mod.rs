@@ -1,0 +1,1 @@
+//! The shells: everything that touches the OS (files, sockets, clocks) lives under `io`.

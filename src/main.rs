@@ -1,0 +1,3 @@
+//! The `ftp-alg` command line.
+
+fn main() {}
