@@ -1,0 +1,91 @@
+//! The core-to-shell vocabulary: the [`Verdict`] for each packet and the queued [`Action`]s.
+//!
+//! A shell must carry out every `Install` drained after a packet before it releases that
+//! packet: the expectation then exists before the peer can learn of the endpoint, so the data
+//! connection's SYN can never beat its pinhole.
+
+use crate::expect::Expectation;
+use crate::expect::Revocation;
+use crate::flow::Control;
+use crate::flow::Direction;
+use crate::ftp::Trigger;
+use crate::ftp::session::Poison;
+use crate::policy::Reason;
+use crate::time::Instant;
+
+/// What to do with the packet just handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Release it.
+    Accept,
+    /// Drop it (only for packets that cannot be judged, under `Unjudged::Drop`).
+    Drop,
+}
+
+/// A side effect for the shell, drained with `Engine::poll_action`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Open a pinhole: add the expectation to the firewall's set, with its lifetime.
+    Install(Expectation),
+    /// Something worth a log line that changes nothing in the firewall.
+    Note(Note),
+    /// An announcement was not honoured (log it).
+    Refuse(Refusal),
+    /// Close a pinhole before its lifetime ends.
+    Remove(Removal),
+}
+
+/// An announcement that did not become an expectation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// When.
+    pub time: Instant,
+    /// On which control connection.
+    pub control: Control,
+    /// Which line.
+    pub trigger: Trigger,
+    /// Why.
+    pub reason: Reason,
+}
+
+/// An expectation revoked before its lifetime ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removal {
+    /// When.
+    pub time: Instant,
+    /// The expectation.
+    pub expectation: Expectation,
+    /// Why.
+    pub reason: Revocation,
+}
+
+/// Events reported once per control connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    /// Bytes that overlapped earlier bytes differed (the first copy was kept). Reported once
+    /// per connection; every occurrence is counted.
+    Conflict {
+        /// When.
+        time: Instant,
+        /// Where.
+        control: Control,
+        /// In which direction.
+        direction: Direction,
+    },
+    /// The control channel is encrypted (AUTH TLS accepted): nothing more can be read.
+    Encrypted {
+        /// When.
+        time: Instant,
+        /// Where.
+        control: Control,
+    },
+    /// The connection is not FTP: nothing is parsed from it.
+    Poisoned {
+        /// When.
+        time: Instant,
+        /// Where.
+        control: Control,
+        /// Why.
+        reason: Poison,
+    },
+}

@@ -1,0 +1,115 @@
+//! [`Config`]: every tunable of the core as typed, validated values with documented defaults.
+//!
+//! Owns: the defaults (see `docs/configuration.md` for the reasoning behind each). Shells
+//! build a `Config` from their command lines; the core never re-validates it.
+
+use crate::ftp::session;
+use crate::stream;
+use crate::time::Duration;
+
+/// Whose address an announcement may name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Policy {
+    /// PORT/EPRT/LPRT must name the control client, 227/228 the control server (the kernel
+    /// helper's default; refusing otherwise stops FTP bounce and PASV hijacking).
+    #[default]
+    Strict,
+    /// Trust the announced address (the kernel helper's `loose=1`).
+    Loose,
+}
+
+/// What happens to a packet the engine cannot judge (not IP/TCP, a fragment, or a segment it
+/// cannot hold). Such a packet never creates an expectation either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Unjudged {
+    /// Release it (FTP keeps working; a line inside it may be missed).
+    #[default]
+    Accept,
+    /// Drop it (TCP retransmits; the engine gets another chance to read it).
+    Drop,
+}
+
+/// Idle timeouts of a control connection, by TCP state.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// After the client's SYN, until the server's SYN-ACK.
+    pub syn_sent: Duration,
+    /// While established (FTP control connections idle through long transfers).
+    pub established: Duration,
+    /// After the first FIN.
+    pub closing: Duration,
+    /// After the second FIN or a RST, to absorb retransmissions.
+    pub closed: Duration,
+}
+
+/// The core's configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address policy for announcements.
+    pub policy: Policy,
+    /// TCP ports that carry FTP control connections.
+    pub control_ports: Vec<u16>,
+    /// How long an expectation waits for its data connection.
+    pub expectation_lifetime: Duration,
+    /// Expectations per control connection; the oldest is revoked past it.
+    pub max_expectations_per_control: usize,
+    /// Allow data ports below 1024.
+    pub allow_privileged_ports: bool,
+    /// Track connections whose SYN was not seen, resynchronising at a line boundary.
+    pub midstream_pickup: bool,
+    /// Ignore segments whose TCP checksum is wrong (off for captures with checksum offload).
+    pub verify_checksums: bool,
+    /// What to do with packets that cannot be judged.
+    pub unjudged: Unjudged,
+    /// Control connections tracked at once; the one closest to expiry is evicted past it.
+    pub max_flows: usize,
+    /// Bytes buffered over all connections (reassembly, partial lines, held lines).
+    pub max_buffered_bytes: usize,
+    /// Longest line kept; a longer line is discarded up to its end.
+    pub max_line: usize,
+    /// Reassembly bounds per direction.
+    pub stream: stream::Limits,
+    /// Session bounds.
+    pub session: session::Limits,
+    /// Idle timeouts.
+    pub timeouts: Timeouts,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            syn_sent: Duration::from_secs(120),
+            established: Duration::from_secs(24 * 3600),
+            closing: Duration::from_secs(120),
+            closed: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            policy: Policy::Strict,
+            control_ports: vec![21],
+            expectation_lifetime: Duration::from_secs(30),
+            max_expectations_per_control: 4,
+            allow_privileged_ports: false,
+            midstream_pickup: true,
+            verify_checksums: false,
+            unjudged: Unjudged::Accept,
+            max_flows: 16_384,
+            max_buffered_bytes: 32 << 20,
+            max_line: 4096,
+            stream: stream::Limits::default(),
+            session: session::Limits::default(),
+            timeouts: Timeouts::default(),
+        }
+    }
+}
+
+impl Config {
+    /// True if `port` carries FTP control connections.
+    pub fn is_control_port(&self, port: u16) -> bool {
+        self.control_ports.contains(&port)
+    }
+}

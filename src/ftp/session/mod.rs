@@ -1,0 +1,533 @@
+//! [`Session`]: one FTP control conversation, line by line, in both directions.
+//!
+//! Owns:
+//! - deciding whether the conversation is FTP at all: the server's first reply must be a
+//!   `220` greeting (after an optional `120`; RFC 959 §5.4) and the client's first line a known
+//!   FTP command. Anything else poisons the session: nothing is parsed from it again (this is
+//!   what stops a `PORT` line hidden inside an HTTP request, NAT-slipstreaming style);
+//! - matching replies to the commands they answer, in order (pipelining, RFC 959 §4.2), with
+//!   multi-line replies (`ddd-` ... `ddd `) read as one reply;
+//! - what each answer means: a `227`/`228`/`229` announces a passive endpoint only if a
+//!   passive command is waiting for it (a 229 may answer PASV and a 227 EPSV: servers do that);
+//!   a 4yz/5yz answer to PORT/EPRT/LPRT cancels its announcement; `234` to AUTH means the
+//!   channel is encrypted from then on (RFC 4217 §4); `220` to REIN and `221` to QUIT reset the
+//!   session; an accepted `EPSV ALL` forbids every other way to set up a data connection
+//!   (RFC 2428 §4);
+//! - client lines that arrive before the greeting or while an AUTH answer is awaited are held
+//!   (bounded) and judged once the answer is known.
+//!
+//! The state is a plain enum rather than one type per state: most of the session's data (the
+//! queue of unanswered commands) is shared by every state, and the transitions are few.
+//! Does not own: whether an announced endpoint is acceptable (see `policy`).
+
+use std::collections::VecDeque;
+use std::num::NonZeroU16;
+
+use super::DataEndpoint;
+use super::Error;
+use super::ReplyCode;
+use super::Trigger;
+use super::command;
+use super::command::Command;
+use super::reply;
+use crate::stream::lines::Line;
+
+/// Identifies the command or reply that announced an endpoint, within one session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AnnouncementId(pub u64);
+
+/// What an announcement names: a full endpoint, or only a port (229 names no address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Announced {
+    /// Address and port.
+    Endpoint(DataEndpoint),
+    /// Only a port; the address is the control connection's server (RFC 2428 §3).
+    Port(NonZeroU16),
+}
+
+/// What the conversation did, for the engine to act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A data endpoint was announced.
+    Announce {
+        /// Identifies this announcement (to cancel it later).
+        id: AnnouncementId,
+        /// The command or reply that announced it.
+        trigger: Trigger,
+        /// What was announced.
+        announced: Announced,
+        /// Stream offsets of the announcing line in its direction.
+        line: (u64, u64),
+    },
+    /// The server refused the command that made announcement `id`.
+    Cancel(AnnouncementId),
+    /// The control channel is encrypted from here on; nothing more can be read.
+    Encrypt,
+    /// A line that should carry an endpoint does not.
+    Malformed(Trigger, Error),
+    /// The conversation is not FTP; nothing more is parsed.
+    Poison(Poison),
+    /// An announcement the session itself refuses.
+    Refuse(Trigger, Refusal),
+    /// The session was reinitialised (REIN) or is closing (QUIT): announcements are void.
+    Reset,
+}
+
+/// Why a session was poisoned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Poison {
+    /// The client's first line is not an FTP command.
+    ClientNotFtp,
+    /// Too many client lines were sent before the greeting or an AUTH answer.
+    HeldOverflow,
+    /// The server's first reply is not an FTP greeting.
+    ServerNotFtp,
+}
+
+/// Why the session refused an announcement on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// `EPSV ALL` was accepted earlier (RFC 2428 §4).
+    EpsvAll,
+    /// A passive reply that answers no passive command.
+    Unsolicited,
+}
+
+/// Bounds on what a session holds.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Commands awaiting a reply (pipelining depth); the oldest is forgotten past it.
+    pub max_pending: usize,
+    /// Client lines held before the greeting or an AUTH answer; the session is poisoned past it.
+    pub max_held_lines: usize,
+    /// Bytes of held client lines.
+    pub max_held_bytes: usize,
+    /// Lines of a multi-line 227/228/229 reply kept to search for the endpoint.
+    pub max_reply_lines: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_pending: 64,
+            max_held_lines: 32,
+            max_held_bytes: 8192,
+            max_reply_lines: 8,
+        }
+    }
+}
+
+/// One FTP control conversation.
+#[derive(Debug, Clone)]
+pub struct Session {
+    state: State,
+    vetted: bool,
+    pending: VecDeque<Pending>,
+    lost: u32,
+    held: Vec<HeldLine>,
+    held_bytes: usize,
+    multi: Option<Multi>,
+    epsv_all: bool,
+    next_id: u64,
+    limits: Limits,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    AwaitGreeting,
+    Open,
+    Closed,
+    Encrypted,
+    Poisoned,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pending {
+    Active(AnnouncementId),
+    Auth,
+    EpsvAll,
+    Other,
+    Passive { forbidden: bool },
+    Quit,
+    Rein,
+}
+
+#[derive(Debug, Clone)]
+struct HeldLine {
+    text: Vec<u8>,
+    raw: (u64, u64),
+    overlong: bool,
+}
+
+/// A multi-line reply in progress: its code, and the lines kept if it may carry an endpoint.
+#[derive(Debug, Clone)]
+struct Multi {
+    code: ReplyCode,
+    lines: Vec<(Vec<u8>, (u64, u64))>,
+}
+
+/// A complete reply: its code and the text of its lines (final line first).
+struct Reply<'a> {
+    code: ReplyCode,
+    texts: Vec<&'a [u8]>,
+    raw: (u64, u64),
+    overlong: bool,
+}
+
+impl Session {
+    /// A session seen from its first byte: it must prove to be FTP before anything is parsed.
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            state: State::AwaitGreeting,
+            vetted: false,
+            pending: VecDeque::new(),
+            lost: 0,
+            held: Vec::new(),
+            held_bytes: 0,
+            multi: None,
+            epsv_all: false,
+            next_id: 0,
+            limits,
+        }
+    }
+
+    /// A session picked up in the middle: the greeting is not required, and unanswered
+    /// commands may have been missed. The first client line must still be an FTP command.
+    pub fn picked_up(limits: Limits) -> Self {
+        Self {
+            state: State::Open,
+            lost: 1,
+            ..Self::new(limits)
+        }
+    }
+
+    /// Take one client-to-server line.
+    pub fn handle_client_line(&mut self, line: Line<'_>, events: &mut Vec<Event>) {
+        if !self.is_parsing() || self.state == State::Closed {
+            return;
+        }
+        if !self.vetted {
+            self.vetted = true;
+            if classify(line) == Command::Unknown {
+                self.poison(Poison::ClientNotFtp, events);
+                return;
+            }
+        }
+        if self.state == State::AwaitGreeting || self.awaits_auth() {
+            self.hold(line, events);
+        } else {
+            self.command(line, events);
+        }
+    }
+
+    /// Take one server-to-client line.
+    pub fn handle_server_line(&mut self, line: Line<'_>, events: &mut Vec<Event>) {
+        if !self.is_parsing() {
+            return;
+        }
+        let parsed = reply::parse_line(line.text);
+        if let Some(multi) = &mut self.multi {
+            match parsed {
+                Some(last) if last.code == multi.code && !last.continues => {
+                    let kept = std::mem::take(&mut multi.lines);
+                    self.multi = None;
+                    let mut texts = vec![last.text];
+                    texts.extend(kept.iter().map(|(text, _)| text.as_slice()));
+                    let raw = kept
+                        .first()
+                        .map_or(line.raw, |(_, raw)| (raw.0, line.raw.1));
+                    self.reply(
+                        Reply {
+                            code: last.code,
+                            texts,
+                            raw,
+                            overlong: line.overlong,
+                        },
+                        events,
+                    );
+                }
+                _ => multi.keep(line, self.limits.max_reply_lines),
+            }
+            return;
+        }
+        match parsed {
+            None if self.state == State::AwaitGreeting => self.poison(Poison::ServerNotFtp, events),
+            None => {}
+            Some(first) if first.continues => {
+                let mut multi = Multi {
+                    code: first.code,
+                    lines: Vec::new(),
+                };
+                multi.keep(
+                    Line {
+                        text: first.text,
+                        ..line
+                    },
+                    self.limits.max_reply_lines,
+                );
+                self.multi = Some(multi);
+            }
+            Some(last) => {
+                let texts = vec![last.text];
+                self.reply(
+                    Reply {
+                        code: last.code,
+                        texts,
+                        raw: line.raw,
+                        overlong: line.overlong,
+                    },
+                    events,
+                );
+            }
+        }
+    }
+
+    /// Client bytes were lost: commands may be missing, so replies may come unannounced.
+    pub fn handle_client_gap(&mut self) {
+        self.lost = self.lost.saturating_add(1);
+    }
+
+    /// Server bytes were lost: replies may be missing, so the command queue is unreliable.
+    pub fn handle_server_gap(&mut self) {
+        let unanswered = u32::try_from(self.pending.len()).unwrap_or(u32::MAX);
+        self.lost = self.lost.saturating_add(unanswered);
+        self.pending.clear();
+        self.multi = None;
+    }
+
+    /// False once the session is encrypted or poisoned: its lines need not be framed any more.
+    pub fn is_parsing(&self) -> bool {
+        !matches!(self.state, State::Encrypted | State::Poisoned)
+    }
+
+    /// True once the server's greeting has been seen (or the session was picked up).
+    pub fn is_greeted(&self) -> bool {
+        !matches!(self.state, State::AwaitGreeting)
+    }
+
+    fn awaits_auth(&self) -> bool {
+        self.pending.contains(&Pending::Auth)
+    }
+
+    fn hold(&mut self, line: Line<'_>, events: &mut Vec<Event>) {
+        self.held_bytes += line.text.len();
+        if self.held.len() >= self.limits.max_held_lines
+            || self.held_bytes > self.limits.max_held_bytes
+        {
+            self.poison(Poison::HeldOverflow, events);
+            return;
+        }
+        let text = line.text.to_vec();
+        self.held.push(HeldLine {
+            text,
+            raw: line.raw,
+            overlong: line.overlong,
+        });
+    }
+
+    fn release_held(&mut self, events: &mut Vec<Event>) {
+        let held = std::mem::take(&mut self.held);
+        self.held_bytes = 0;
+        for (index, line) in held.iter().enumerate() {
+            if self.awaits_auth() {
+                self.held.extend(held[index..].iter().cloned());
+                self.held_bytes = self.held.iter().map(|h| h.text.len()).sum();
+                return;
+            }
+            let view = Line {
+                text: &line.text,
+                raw: line.raw,
+                overlong: line.overlong,
+            };
+            self.command(view, events);
+        }
+    }
+
+    fn command(&mut self, line: Line<'_>, events: &mut Vec<Event>) {
+        let pending = match classify(line) {
+            Command::Active(trigger, _) if self.epsv_all => {
+                events.push(Event::Refuse(trigger, Refusal::EpsvAll));
+                Pending::Other
+            }
+            Command::Active(trigger, endpoint) => {
+                let id = self.next_announcement();
+                let announced = Announced::Endpoint(endpoint);
+                events.push(Event::Announce {
+                    id,
+                    trigger,
+                    announced,
+                    line: line.raw,
+                });
+                Pending::Active(id)
+            }
+            Command::ActiveMalformed(trigger, error) => {
+                events.push(Event::Malformed(trigger, error));
+                Pending::Other
+            }
+            Command::Passive(verb) => Pending::Passive {
+                forbidden: self.epsv_all && verb.as_str() != "EPSV",
+            },
+            Command::Auth => Pending::Auth,
+            Command::EpsvAll => Pending::EpsvAll,
+            Command::Quit => Pending::Quit,
+            Command::Rein => Pending::Rein,
+            Command::Ccc | Command::Other(_) | Command::Unknown => Pending::Other,
+        };
+        if self.pending.len() >= self.limits.max_pending {
+            self.pending.pop_front();
+            self.lost = self.lost.saturating_add(1);
+        }
+        self.pending.push_back(pending);
+    }
+
+    fn reply(&mut self, reply: Reply<'_>, events: &mut Vec<Event>) {
+        match self.state {
+            State::AwaitGreeting => self.greeting(reply.code, events),
+            State::Open => self.answer(reply, events),
+            State::Closed | State::Encrypted | State::Poisoned => {}
+        }
+    }
+
+    fn greeting(&mut self, code: ReplyCode, events: &mut Vec<Event>) {
+        match code {
+            ReplyCode::SERVICE_READY_SOON => {}
+            ReplyCode::SERVICE_READY => {
+                self.state = State::Open;
+                self.release_held(events);
+            }
+            ReplyCode::NOT_AVAILABLE => self.state = State::Closed,
+            _ => self.poison(Poison::ServerNotFtp, events),
+        }
+    }
+
+    fn answer(&mut self, reply: Reply<'_>, events: &mut Vec<Event>) {
+        if reply.code.is_preliminary() {
+            return;
+        }
+        if let Some(trigger) = passive_trigger(reply.code) {
+            self.passive_reply(trigger, reply, events);
+            return;
+        }
+        let Some(command) = self.pending.pop_front() else {
+            self.lost = self.lost.saturating_sub(1);
+            return;
+        };
+        match command {
+            Pending::Active(id) if reply.code.is_negative() => events.push(Event::Cancel(id)),
+            Pending::Auth if reply.code == ReplyCode::AUTH_OK => {
+                self.state = State::Encrypted;
+                self.held.clear();
+                events.push(Event::Encrypt);
+            }
+            Pending::Auth => self.release_held(events),
+            Pending::EpsvAll if reply.code.is_completion() => self.epsv_all = true,
+            Pending::Rein if reply.code == ReplyCode::SERVICE_READY => {
+                self.epsv_all = false;
+                events.push(Event::Reset);
+            }
+            Pending::Quit if reply.code == ReplyCode::CLOSING => events.push(Event::Reset),
+            _ => {}
+        }
+    }
+
+    fn passive_reply(&mut self, trigger: Trigger, reply: Reply<'_>, events: &mut Vec<Event>) {
+        let forbidden = match self
+            .pending
+            .iter()
+            .position(|p| matches!(p, Pending::Passive { .. }))
+        {
+            Some(index) => match self.pending.drain(..=index).next_back() {
+                Some(Pending::Passive { forbidden }) => forbidden,
+                _ => false,
+            },
+            None if self.lost > 0 => {
+                self.lost -= 1;
+                self.epsv_all && trigger != Trigger::Reply229
+            }
+            None => {
+                events.push(Event::Refuse(trigger, Refusal::Unsolicited));
+                return;
+            }
+        };
+        if forbidden {
+            events.push(Event::Refuse(trigger, Refusal::EpsvAll));
+            return;
+        }
+        match parse_passive(trigger, &reply) {
+            Ok(announced) => {
+                let id = self.next_announcement();
+                events.push(Event::Announce {
+                    id,
+                    trigger,
+                    announced,
+                    line: reply.raw,
+                });
+            }
+            Err(error) => events.push(Event::Malformed(trigger, error)),
+        }
+    }
+
+    fn poison(&mut self, reason: Poison, events: &mut Vec<Event>) {
+        self.state = State::Poisoned;
+        self.held.clear();
+        self.pending.clear();
+        self.multi = None;
+        events.push(Event::Poison(reason));
+    }
+
+    fn next_announcement(&mut self) -> AnnouncementId {
+        self.next_id += 1;
+        AnnouncementId(self.next_id)
+    }
+}
+
+impl Multi {
+    /// Keep a line's text if this reply may carry an endpoint, up to `max` lines.
+    fn keep(&mut self, line: Line<'_>, max: usize) {
+        if passive_trigger(self.code).is_some() && self.lines.len() < max {
+            self.lines.push((line.text.to_vec(), line.raw));
+        }
+    }
+}
+
+/// The command a client line is (an over-long line keeps only its verb).
+fn classify(line: Line<'_>) -> Command {
+    if line.overlong {
+        command::parse_overlong(line.text)
+    } else {
+        command::parse(line.text)
+    }
+}
+
+fn passive_trigger(code: ReplyCode) -> Option<Trigger> {
+    match code {
+        ReplyCode::PASSIVE => Some(Trigger::Reply227),
+        ReplyCode::LONG_PASSIVE => Some(Trigger::Reply228),
+        ReplyCode::EXTENDED_PASSIVE => Some(Trigger::Reply229),
+        _ => None,
+    }
+}
+
+/// The endpoint of a passive reply: the final line is searched first, then the earlier lines
+/// of a multi-line reply in order.
+fn parse_passive(trigger: Trigger, reply: &Reply<'_>) -> Result<Announced, Error> {
+    if reply.overlong && reply.texts.len() == 1 {
+        return Err(Error::Overlong);
+    }
+    let mut first_error = None;
+    for text in &reply.texts {
+        let parsed = match trigger {
+            Trigger::Reply229 => reply::extended_passive_229(text).map(Announced::Port),
+            Trigger::Reply228 => reply::long_passive_228(text).map(Announced::Endpoint),
+            _ => reply::passive_227(text).map(Announced::Endpoint),
+        };
+        match parsed {
+            Ok(announced) => return Ok(announced),
+            Err(e) => first_error = first_error.or(Some(e)),
+        }
+    }
+    Err(first_error.unwrap_or(Error::Malformed("address")))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,340 @@
+//! [`Framer`]: bytes of one stream direction cut into lines, Telnet commands removed.
+//!
+//! Owns: line framing on LF with an optional preceding CR (RFC 959 §4.1 asks for CRLF; bare LF
+//! is accepted because real clients send it, and the kernel helper's refusal of it breaks
+//! them), removal of Telnet IAC sequences (RFC 959 §4.1.2 and RFC 854: the control connection
+//! is a Telnet NVT; `IAC IAC` is a literal 0xFF, `IAC WILL/WONT/DO/DONT x` and `IAC <cmd>` are
+//! dropped, as ProFTPD does), a hard cap on line length (a longer line keeps only its first
+//! bytes and is flagged, the rest is discarded up to its end), and resynchronisation after a
+//! gap or at mid-stream pickup: nothing is framed until an LF confirms a line boundary.
+//! Each line keeps its raw stream offsets so that a rewrite can find its bytes.
+
+use std::ops::Range;
+
+use super::Sink;
+
+const LF: u8 = b'\n';
+const CR: u8 = b'\r';
+/// Telnet "interpret as command" (RFC 854).
+const IAC: u8 = 255;
+/// Telnet WILL, WONT, DO and DONT take one option byte (RFC 854).
+const OPTION_VERBS: std::ops::RangeInclusive<u8> = 251..=254;
+/// Telnet commands from SE (240) to SB (250) take no argument here.
+const COMMANDS: std::ops::RangeInclusive<u8> = 240..=250;
+
+/// Cuts one direction's bytes into lines.
+#[derive(Debug, Clone)]
+pub struct Framer {
+    current: Vec<u8>,
+    start: u64,
+    overlong: bool,
+    telnet: Telnet,
+    synced: bool,
+    max_line: usize,
+    out: Lines,
+}
+
+/// Lines framed so far and not yet taken (an arena: one buffer for all their text).
+#[derive(Debug, Clone, Default)]
+pub struct Lines {
+    text: Vec<u8>,
+    entries: Vec<Entry>,
+}
+
+/// One framed line, terminator and Telnet commands removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Line<'a> {
+    /// The line's text (at most the framer's cap; see `overlong`).
+    pub text: &'a [u8],
+    /// Stream offsets of the raw line, terminator included.
+    pub raw: (u64, u64),
+    /// The line was longer than the cap: `text` holds only its first bytes.
+    pub overlong: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Telnet {
+    Data,
+    Command,
+    Option,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    text: Range<usize>,
+    raw: (u64, u64),
+    overlong: bool,
+}
+
+impl Framer {
+    /// A framer whose lines hold at most `max_line` bytes. `synced` says whether the stream is
+    /// known to start at a line boundary (false when picking up mid-stream).
+    pub fn new(max_line: usize, synced: bool) -> Self {
+        Self {
+            current: Vec::new(),
+            start: 0,
+            overlong: false,
+            telnet: Telnet::Data,
+            synced,
+            max_line,
+            out: Lines::default(),
+        }
+    }
+
+    /// Take the lines framed so far.
+    pub fn take(&mut self) -> Lines {
+        std::mem::take(&mut self.out)
+    }
+
+    /// Hand back a drained [`Lines`] so that its buffers are reused.
+    pub fn recycle(&mut self, mut lines: Lines) {
+        lines.text.clear();
+        lines.entries.clear();
+        if self.out.entries.is_empty() {
+            self.out = lines;
+        }
+    }
+
+    /// Bytes held for the current, unfinished line.
+    pub fn buffered(&self) -> usize {
+        self.current.len() + self.out.text.len()
+    }
+
+    /// True while waiting for an LF to resynchronise.
+    pub fn is_synced(&self) -> bool {
+        self.synced
+    }
+
+    fn push_byte(&mut self, byte: u8) {
+        if self.current.len() < self.max_line {
+            self.current.push(byte);
+        } else {
+            self.overlong = true;
+        }
+    }
+
+    fn push_run(&mut self, run: &[u8]) {
+        let room = self.max_line - self.current.len().min(self.max_line);
+        self.current.extend_from_slice(&run[..run.len().min(room)]);
+        self.overlong |= run.len() > room;
+    }
+
+    fn end_line(&mut self, end: u64) {
+        if self.current.last() == Some(&CR) {
+            self.current.pop();
+        }
+        if self.synced {
+            let from = self.out.text.len();
+            self.out.text.extend_from_slice(&self.current);
+            self.out.entries.push(Entry {
+                text: from..self.out.text.len(),
+                raw: (self.start, end),
+                overlong: self.overlong,
+            });
+        }
+        self.synced = true;
+        self.current.clear();
+        self.overlong = false;
+        self.start = end;
+    }
+
+    fn handle_telnet(&mut self, byte: u8) {
+        self.telnet = match (self.telnet, byte) {
+            (Telnet::Data, IAC) => Telnet::Command,
+            (Telnet::Data, _) => {
+                self.push_byte(byte);
+                Telnet::Data
+            }
+            (Telnet::Command, IAC) => {
+                self.push_byte(IAC);
+                Telnet::Data
+            }
+            (Telnet::Command, b) if OPTION_VERBS.contains(&b) => Telnet::Option,
+            (Telnet::Command, b) if COMMANDS.contains(&b) => Telnet::Data,
+            (Telnet::Command, b) => {
+                self.push_byte(b);
+                Telnet::Data
+            }
+            (Telnet::Option, _) => Telnet::Data,
+        };
+    }
+}
+
+impl Sink for Framer {
+    fn data(&mut self, offset: u64, bytes: &[u8]) {
+        let mut at = 0;
+        while at < bytes.len() {
+            if self.telnet == Telnet::Data {
+                let run_end = bytes[at..]
+                    .iter()
+                    .position(|&b| b == LF || b == IAC)
+                    .map_or(bytes.len(), |p| at + p);
+                self.push_run(&bytes[at..run_end]);
+                at = run_end;
+                if at == bytes.len() {
+                    break;
+                }
+            }
+            let byte = bytes[at];
+            at += 1;
+            // After a bare IAC an LF still ends the line; after WILL/WONT/DO/DONT it is the
+            // option byte, as a Telnet receiver (and ProFTPD) reads it.
+            if byte == LF && self.telnet != Telnet::Option {
+                self.telnet = Telnet::Data;
+                self.end_line(offset + at as u64);
+            } else {
+                self.handle_telnet(byte);
+            }
+        }
+    }
+
+    fn gap(&mut self, _from: u64, to: u64) {
+        self.current.clear();
+        self.overlong = false;
+        self.telnet = Telnet::Data;
+        self.synced = false;
+        self.start = to;
+    }
+}
+
+impl Lines {
+    /// The lines, in stream order.
+    pub fn iter(&self) -> impl Iterator<Item = Line<'_>> {
+        self.entries.iter().map(|e| Line {
+            text: &self.text[e.text.clone()],
+            raw: e.raw,
+            overlong: e.overlong,
+        })
+    }
+
+    /// True when there is no line.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(chunks: &[&[u8]], synced: bool, max: usize) -> Vec<(Vec<u8>, (u64, u64), bool)> {
+        let mut f = Framer::new(max, synced);
+        let mut offset = 0;
+        for chunk in chunks {
+            f.data(offset, chunk);
+            offset += chunk.len() as u64;
+        }
+        let lines = f.take();
+        lines
+            .iter()
+            .map(|l| (l.text.to_vec(), l.raw, l.overlong))
+            .collect()
+    }
+
+    fn texts(chunks: &[&[u8]]) -> Vec<Vec<u8>> {
+        frame(chunks, true, 64).into_iter().map(|l| l.0).collect()
+    }
+
+    #[test]
+    fn crlf_and_bare_lf() {
+        let lines = frame(&[b"PASV\r\nLIST\nRETR a\r\n"], true, 64);
+        assert_eq!(lines[0], (b"PASV".to_vec(), (0, 6), false));
+        assert_eq!(lines[1], (b"LIST".to_vec(), (6, 11), false));
+        assert_eq!(lines[2], (b"RETR a".to_vec(), (11, 19), false));
+    }
+
+    #[test]
+    fn line_split_across_chunks() {
+        assert_eq!(
+            texts(&[b"PO", b"RT 1,2", b",3\r", b"\n"]),
+            vec![b"PORT 1,2,3".to_vec()]
+        );
+    }
+
+    #[test]
+    fn incomplete_line_is_held() {
+        let mut f = Framer::new(64, true);
+        f.data(0, b"PORT 1,2,3");
+        assert!(f.take().is_empty());
+        assert_eq!(f.buffered(), 10);
+    }
+
+    #[test]
+    fn bare_cr_and_cr_nul_stay_in_the_line() {
+        assert_eq!(texts(&[b"A\rB\r\0C\r\n"]), vec![b"A\rB\r\0C".to_vec()]);
+    }
+
+    #[test]
+    fn telnet_commands_are_removed() {
+        // IAC IP IAC DM before ABOR (RFC 959 §4.1.3), an option negotiation, and IAC IAC.
+        let input: &[u8] = b"\xff\xf4\xff\xf2ABOR\r\nRETR a\xff\xffb\r\nPO\xff\xfb\x01RT 1\r\n";
+        assert_eq!(
+            texts(&[input]),
+            vec![
+                b"ABOR".to_vec(),
+                b"RETR a\xffb".to_vec(),
+                b"PORT 1".to_vec()
+            ]
+        );
+    }
+
+    #[test]
+    fn telnet_sequence_split_across_chunks() {
+        assert_eq!(
+            texts(&[b"PO\xff", b"\xfd", b"\x18RT\r\n"]),
+            vec![b"PORT".to_vec()]
+        );
+    }
+
+    #[test]
+    fn iac_before_lf_does_not_swallow_the_terminator() {
+        assert_eq!(
+            texts(&[b"NOOP\xff\nPASV\r\n"]),
+            vec![b"NOOP".to_vec(), b"PASV".to_vec()]
+        );
+    }
+
+    #[test]
+    fn overlong_line_keeps_its_prefix_and_the_next_line_survives() {
+        let mut long = b"227 ".to_vec();
+        long.extend(std::iter::repeat_n(b'A', 100));
+        long.extend_from_slice(b"\r\nPASV\r\n");
+        let lines = frame(&[&long[..50], &long[50..]], true, 16);
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].0, b"227 AAAAAAAAAAAA");
+        assert!(lines[0].2);
+        assert_eq!(lines[0].1, (0, 106));
+        assert_eq!(lines[1], (b"PASV".to_vec(), (106, 112), false));
+    }
+
+    #[test]
+    fn unsynced_start_discards_up_to_the_first_lf() {
+        let lines = frame(&[b"1,2,3,4,5,6\r\nPASV\r\n"], false, 64);
+        assert_eq!(lines, vec![(b"PASV".to_vec(), (13, 19), false)]);
+    }
+
+    #[test]
+    fn gap_drops_the_partial_line_and_resyncs() {
+        let mut f = Framer::new(64, true);
+        f.data(0, b"PORT 1,2");
+        f.gap(8, 20);
+        f.data(20, b",3,4\r\nEPSV\r\n");
+        let lines = f.take();
+        let got: Vec<_> = lines.iter().map(|l| (l.text.to_vec(), l.raw)).collect();
+        assert_eq!(got, vec![(b"EPSV".to_vec(), (26, 32))]);
+        assert!(f.is_synced());
+    }
+
+    #[test]
+    fn recycled_buffers_are_reused_and_empty() {
+        let mut f = Framer::new(64, true);
+        f.data(0, b"A\r\n");
+        let lines = f.take();
+        assert_eq!(lines.iter().count(), 1);
+        f.recycle(lines);
+        f.data(3, b"B\r\n");
+        let again = f.take();
+        let got: Vec<_> = again.iter().map(|l| l.text.to_vec()).collect();
+        assert_eq!(got, vec![b"B".to_vec()]);
+    }
+}

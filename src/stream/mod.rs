@@ -1,0 +1,285 @@
+//! [`Stream`]: one direction of a TCP control connection, turned back into a byte stream.
+//!
+//! Owns: the mapping from sequence numbers to absolute stream offsets (wrap-around safe),
+//! in-order delivery to a [`Sink`], out-of-order segments (held in an [`Assembler`]),
+//! retransmissions and overlaps (first copy wins; a conflicting overlap is reported), and
+//! gaps that will never fill (the peer acknowledged bytes we never saw, a hole outlived its
+//! timeout, or the capture cut a segment short): the sink is told, and resynchronises at the
+//! next line boundary. Every buffer is bounded by [`Limits`].
+//! Does not own: TCP connection state (see `flow`) or line framing (see [`lines`]).
+
+pub mod assembler;
+pub mod lines;
+
+use std::collections::VecDeque;
+
+use crate::stream::assembler::Assembler;
+use crate::time::Duration;
+use crate::time::Instant;
+use crate::wire::SeqNumber;
+
+/// Segments further ahead than this many bytes from the next expected byte are not held.
+const MAX_WINDOW: u64 = 1 << 20;
+/// Segments further behind than this are stale (older than any retransmission we care about).
+const MAX_BEHIND: i64 = 1 << 30;
+
+/// Where in-order bytes go.
+pub trait Sink {
+    /// Bytes starting at stream offset `offset`, contiguous with the previous call.
+    fn data(&mut self, offset: u64, bytes: &[u8]);
+    /// Bytes from `from` up to `to` will never be seen; the next `data` starts at `to`.
+    fn gap(&mut self, from: u64, to: u64);
+}
+
+/// Bounds of one stream direction.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Out-of-order bytes held at most.
+    pub max_out_of_order: usize,
+    /// Separate out-of-order chunks (holes) held at most.
+    pub max_chunks: usize,
+    /// Delivered bytes remembered to check retransmissions for conflicts.
+    pub history: usize,
+    /// How long a hole may stay open while later data waits before it is skipped.
+    pub hole_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_out_of_order: 16 * 1024,
+            max_chunks: 16,
+            history: 512,
+            hole_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What happened to one segment's payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Receipt {
+    /// Some bytes were already seen (a retransmission or an overlap).
+    pub retransmitted: bool,
+    /// Some already-seen bytes differed from the first copy, which was kept.
+    pub conflict: bool,
+    /// The segment arrived ahead of a hole and was held.
+    pub out_of_order: bool,
+    /// The segment could not be held (bounds reached, or it lies outside the window).
+    pub unbuffered: bool,
+    /// Bytes were declared lost: a gap was delivered to the sink.
+    pub gap: bool,
+}
+
+/// One direction of a TCP byte stream.
+#[derive(Debug, Clone)]
+pub struct Stream {
+    base: SeqNumber,
+    delivered: u64,
+    out_of_order: Assembler,
+    history: VecDeque<u8>,
+    hole_since: Option<Instant>,
+    fin_at: Option<u64>,
+    limits: Limits,
+}
+
+impl Stream {
+    /// A stream whose first byte has sequence number `first` (ISN + 1 after a SYN, or the
+    /// first sequence number seen when picking up mid-stream).
+    pub fn new(first: SeqNumber, limits: Limits) -> Self {
+        Self {
+            base: first,
+            delivered: 0,
+            out_of_order: Assembler::new(limits.max_out_of_order, limits.max_chunks),
+            history: VecDeque::new(),
+            hole_since: None,
+            fin_at: None,
+            limits,
+        }
+    }
+
+    /// Take in a segment's payload. `wire_len` is the payload length on the wire, larger than
+    /// `payload.len()` when a capture cut the segment short.
+    pub fn handle_segment(
+        &mut self,
+        now: Instant,
+        seq: SeqNumber,
+        payload: &[u8],
+        wire_len: u32,
+        sink: &mut impl Sink,
+    ) -> Receipt {
+        let mut receipt = Receipt::default();
+        let Some(offset) = self.offset_of(seq) else {
+            receipt.retransmitted = !payload.is_empty();
+            return receipt;
+        };
+        let end = offset + payload.len() as u64;
+        let wire_end = offset + u64::from(wire_len);
+        if offset < self.delivered {
+            receipt.retransmitted = true;
+            receipt.conflict = self.history_differs(offset, payload);
+        }
+        if end > self.delivered && offset <= self.delivered {
+            let fresh = &payload[(self.delivered - offset) as usize..];
+            self.deliver(fresh, sink);
+        } else if offset > self.delivered && !payload.is_empty() {
+            self.hold(offset, payload, &mut receipt);
+        }
+        if wire_end > end && end >= self.delivered && offset <= self.delivered {
+            self.skip_to(wire_end, sink);
+            receipt.gap = true;
+        }
+        self.drain(sink);
+        self.track_hole(now);
+        receipt
+    }
+
+    /// The peer acknowledged everything before `ack`: bytes we never saw there are lost.
+    /// Returns true if a gap was delivered.
+    pub fn handle_ack(&mut self, ack: SeqNumber, sink: &mut impl Sink) -> bool {
+        let Some(mut target) = self.offset_of(ack) else {
+            return false;
+        };
+        if let Some(fin) = self.fin_at {
+            target = target.min(fin);
+        }
+        if target <= self.delivered || target - self.delivered > MAX_WINDOW {
+            return false;
+        }
+        self.skip_to(target, sink);
+        self.drain(sink);
+        true
+    }
+
+    /// Skip a hole that has been open longer than the hole timeout. Returns true if it did.
+    pub fn handle_timeout(&mut self, now: Instant, sink: &mut impl Sink) -> bool {
+        let expired = self
+            .hole_since
+            .is_some_and(|since| now.saturating_since(since) >= self.limits.hole_timeout);
+        let Some(next) = self.out_of_order.first_offset().filter(|_| expired) else {
+            return false;
+        };
+        self.skip_to(next, sink);
+        self.drain(sink);
+        self.track_hole(now);
+        true
+    }
+
+    /// Record the FIN at `seq`: acknowledgements of it are not acknowledgements of data.
+    pub fn handle_fin(&mut self, seq: SeqNumber) {
+        self.fin_at = self.offset_of(seq).or(self.fin_at);
+    }
+
+    /// Drop held out-of-order bytes (memory pressure). Returns how many were dropped.
+    pub fn shed(&mut self) -> usize {
+        let dropped = self.out_of_order.len();
+        self.out_of_order.clear();
+        self.hole_since = None;
+        dropped
+    }
+
+    /// Bytes currently held (out-of-order plus history).
+    pub fn buffered(&self) -> usize {
+        self.out_of_order.len() + self.history.len()
+    }
+
+    /// The offset of the next byte expected in order.
+    pub fn delivered(&self) -> u64 {
+        self.delivered
+    }
+
+    /// The sequence number of the byte at stream offset `offset`.
+    pub fn seq_at(&self, offset: u64) -> SeqNumber {
+        // Truncation is the point: sequence numbers are offsets modulo 2^32.
+        self.base.add(offset as u32)
+    }
+
+    /// The absolute offset of `seq`, judged relative to the next expected byte; `None` when it
+    /// lies before the stream's start or too far behind to matter.
+    fn offset_of(&self, seq: SeqNumber) -> Option<u64> {
+        let relative = i64::from(seq.offset_from(self.seq_at(self.delivered)));
+        if relative < -MAX_BEHIND {
+            return None;
+        }
+        u64::try_from(self.delivered as i64 + relative).ok()
+    }
+
+    fn deliver(&mut self, bytes: &[u8], sink: &mut impl Sink) {
+        if bytes.is_empty() {
+            return;
+        }
+        sink.data(self.delivered, bytes);
+        self.delivered += bytes.len() as u64;
+        self.remember(bytes);
+        self.out_of_order.discard_before(self.delivered);
+    }
+
+    fn hold(&mut self, offset: u64, payload: &[u8], receipt: &mut Receipt) {
+        if offset + payload.len() as u64 - self.delivered > MAX_WINDOW {
+            receipt.unbuffered = true;
+            return;
+        }
+        match self.out_of_order.insert(offset, payload) {
+            Ok(inserted) => {
+                receipt.out_of_order = true;
+                receipt.retransmitted |= !inserted.stored;
+                receipt.conflict |= inserted.conflict;
+            }
+            Err(_) => receipt.unbuffered = true,
+        }
+    }
+
+    /// Deliver held chunks that have become contiguous.
+    fn drain(&mut self, sink: &mut impl Sink) {
+        while let Some(chunk) = self.out_of_order.pop_at(self.delivered) {
+            self.deliver(&chunk, sink);
+        }
+    }
+
+    /// Declare everything up to `target` lost, delivering held chunks on the way.
+    fn skip_to(&mut self, target: u64, sink: &mut impl Sink) {
+        while self.delivered < target {
+            if let Some(chunk) = self.out_of_order.pop_at(self.delivered) {
+                self.deliver(&chunk, sink);
+                continue;
+            }
+            let next = self
+                .out_of_order
+                .first_offset()
+                .unwrap_or(target)
+                .min(target);
+            sink.gap(self.delivered, next);
+            self.delivered = next;
+            self.history.clear();
+            self.out_of_order.discard_before(next);
+        }
+    }
+
+    fn track_hole(&mut self, now: Instant) {
+        if self.out_of_order.is_empty() {
+            self.hole_since = None;
+        } else if self.hole_since.is_none() {
+            self.hole_since = Some(now);
+        }
+    }
+
+    fn remember(&mut self, bytes: &[u8]) {
+        let keep = self.limits.history;
+        let take = bytes.len().min(keep);
+        self.history.extend(&bytes[bytes.len() - take..]);
+        let excess = self.history.len().saturating_sub(keep);
+        self.history.drain(..excess);
+    }
+
+    /// Whether `payload` at `offset` differs from remembered delivered bytes where they overlap.
+    fn history_differs(&self, offset: u64, payload: &[u8]) -> bool {
+        let history_start = self.delivered - self.history.len() as u64;
+        let from = offset.max(history_start);
+        let to = (offset + payload.len() as u64).min(self.delivered);
+        (from..to).any(|at| {
+            self.history[(at - history_start) as usize] != payload[(at - offset) as usize]
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
