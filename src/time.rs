@@ -106,7 +106,10 @@ mod tests {
     fn arithmetic_saturates() {
         let t = Instant::from_micros(5);
         assert_eq!((t - Duration::from_secs(1)).as_micros(), 0);
-        assert_eq!((Instant::from_micros(u64::MAX) + Duration::from_secs(1)).as_micros(), u64::MAX);
+        assert_eq!(
+            (Instant::from_micros(u64::MAX) + Duration::from_secs(1)).as_micros(),
+            u64::MAX
+        );
         assert_eq!(t.saturating_since(Instant::from_micros(9)), Duration::ZERO);
     }
 

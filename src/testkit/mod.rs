@@ -2,3 +2,4 @@
 //!
 //! Pure code: it builds bytes in memory and never touches the OS. Used by unit tests,
 //! integration tests, benches and the sample-capture generator.
+pub mod pcap;
