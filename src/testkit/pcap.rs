@@ -141,12 +141,11 @@ impl Writer {
     pub fn block(&mut self, block_type: u32, body: &[u8]) -> &mut Self {
         if self.format == Format::PcapNg {
             let padded = body.len().next_multiple_of(4);
-            let length = u32_le(len_u32(12 + padded));
-            self.bytes
-                .extend(u32_le(block_type).into_iter().chain(length));
+            let length = len_u32(12 + padded);
+            self.bytes.extend(u32_pair(block_type, length));
             self.bytes.extend_from_slice(body);
             self.bytes.resize(self.bytes.len() + padded - body.len(), 0);
-            self.bytes.extend(length);
+            self.bytes.extend(u32_le(length));
         }
         self
     }
@@ -180,49 +179,35 @@ impl Writer {
         }
     }
 
-    fn record(
-        &mut self,
-        interface: u32,
-        timestamp: Instant,
-        data: &[u8],
-        original: usize,
-    ) -> &mut Self {
-        self.last_timestamp = timestamp;
-        let index = if self.format == Format::PcapNg {
-            interface as usize
-        } else {
-            0
-        };
-        let units = self
-            .units_per_second
-            .get(index)
-            .copied()
-            .unwrap_or(1_000_000);
-        let ticks =
-            u64::try_from(u128::from(timestamp.as_micros()) * u128::from(units) / 1_000_000);
-        let ticks = ticks.unwrap_or(u64::MAX);
-        let (captured, original) = (len_u32(data.len()), len_u32(original));
+    fn record(&mut self, interface: u32, at: Instant, data: &[u8], original: usize) -> &mut Self {
+        self.last_timestamp = at;
+        let lengths = u32_pair(len_u32(data.len()), len_u32(original));
         if self.format == Format::PcapNg {
+            let ticks = self.ticks(interface as usize, at);
             let mut body = u32_le(interface).to_vec();
-            body.extend(
-                u32_le((ticks >> 32) as u32)
-                    .into_iter()
-                    .chain(u32_le(ticks as u32)),
-            );
-            body.extend(u32_le(captured).into_iter().chain(u32_le(original)));
+            body.extend(u32_pair((ticks >> 32) as u32, ticks as u32));
+            body.extend(lengths);
             body.extend_from_slice(data);
             return self.block(EPB, &body);
         }
-        let (seconds, fraction) = (ticks / units, ticks % units);
-        self.bytes.extend(
-            u32_le(seconds as u32)
-                .into_iter()
-                .chain(u32_le(fraction as u32)),
-        );
+        let units = self.units_per_second.first().copied().unwrap_or(1_000_000);
+        let ticks = self.ticks(0, at);
         self.bytes
-            .extend(u32_le(captured).into_iter().chain(u32_le(original)));
+            .extend(u32_pair((ticks / units) as u32, (ticks % units) as u32));
+        self.bytes.extend(lengths);
         self.bytes.extend_from_slice(data);
         self
+    }
+
+    /// `at` in the interface's timestamp units (microseconds for an undeclared interface).
+    fn ticks(&self, interface: usize, at: Instant) -> u64 {
+        let units = self
+            .units_per_second
+            .get(interface)
+            .copied()
+            .unwrap_or(1_000_000);
+        let ticks = u128::from(at.as_micros()) * u128::from(units) / 1_000_000;
+        u64::try_from(ticks).unwrap_or(u64::MAX)
     }
 }
 
@@ -351,6 +336,13 @@ fn sll2_header(ether_type: u16) -> Vec<u8> {
 
 fn u32_le(value: u32) -> [u8; 4] {
     value.to_le_bytes()
+}
+
+fn u32_pair(first: u32, second: u32) -> [u8; 8] {
+    let mut pair = [0; 8];
+    pair[..4].copy_from_slice(&first.to_le_bytes());
+    pair[4..].copy_from_slice(&second.to_le_bytes());
+    pair
 }
 
 /// Lengths in captures are 32-bit; test frames are far smaller (saturates otherwise).

@@ -137,6 +137,17 @@ impl CaptureError {
     }
 }
 
+impl CaptureErrorKind {
+    pub(super) fn too_long(record: Record, length: u32, limit: u32) -> Self {
+        let (length, limit) = (u64::from(length), u64::from(limit));
+        Self::TooLong {
+            record,
+            length,
+            limit,
+        }
+    }
+}
+
 impl fmt::Display for CaptureError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: offset {}: {}", self.file, self.offset, self.kind)

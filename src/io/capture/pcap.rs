@@ -4,7 +4,9 @@
 //! "modified" format some old Linux tcpdumps wrote), record framing, timestamp conversion.
 //! Does not own: link layers (see `link`) or the byte stream (see `source`).
 //!
-//! Layout per the tcpdump `pcap-savefile(5)` man page and draft-ietf-opsawg-pcap.
+//! Layout per the tcpdump `pcap-savefile(5)` man page and draft-ietf-opsawg-pcap. The header's
+//! `thiszone` and `sigfigs` are ignored, as the draft says readers should; so is the snap
+//! length (records are checked against `MAX_PACKET` instead).
 
 use pcap_parser::PcapHeader;
 use pcap_parser::parse_pcap_header;
@@ -92,12 +94,7 @@ impl PcapFile {
         }
         let captured_len = self.endian.u32_at(head, 8);
         if captured_len > MAX_PACKET {
-            let (length, limit) = (u64::from(captured_len), u64::from(MAX_PACKET));
-            let kind = CaptureErrorKind::TooLong {
-                record: Record::Packet,
-                length,
-                limit,
-            };
+            let kind = CaptureErrorKind::too_long(Record::Packet, captured_len, MAX_PACKET);
             return Err(source.error(start, kind));
         }
         buf.resize(captured_len as usize, 0);

@@ -322,16 +322,8 @@ fn check_length(block_type: u32, length: u32) -> Result<(), CaptureErrorKind> {
         return Err(CaptureErrorKind::BadBlockLength { block_type, length });
     }
     if is_parsed(block_type) && length > MAX_BLOCK {
-        let (record, length, limit) = (
-            Record::Block(block_type),
-            u64::from(length),
-            u64::from(MAX_BLOCK),
-        );
-        return Err(CaptureErrorKind::TooLong {
-            record,
-            length,
-            limit,
-        });
+        let record = Record::Block(block_type);
+        return Err(CaptureErrorKind::too_long(record, length, MAX_BLOCK));
     }
     Ok(())
 }
