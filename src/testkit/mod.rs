@@ -4,3 +4,4 @@
 //! integration tests, benches and the sample-capture generator.
 
 pub mod conversation;
+pub mod pcap;
