@@ -4,6 +4,8 @@
 //! packet: the expectation then exists before the peer can learn of the endpoint, so the data
 //! connection's SYN can never beat its pinhole.
 
+use std::net::SocketAddr;
+
 use crate::expect::Expectation;
 use crate::expect::Revocation;
 use crate::flow::Control;
@@ -44,6 +46,8 @@ pub struct Refusal {
     pub control: Control,
     /// Which line.
     pub trigger: Trigger,
+    /// The endpoint it announced, when it parsed.
+    pub endpoint: Option<SocketAddr>,
     /// Why.
     pub reason: Reason,
 }

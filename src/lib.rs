@@ -3,12 +3,14 @@
 //! (crate documentation is filled in as modules land)
 
 pub mod action;
+pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod expect;
 pub mod flow;
 pub mod ftp;
 pub mod io;
+pub mod oracle;
 pub mod policy;
 pub mod stats;
 pub mod stream;

@@ -6,6 +6,8 @@
 //! holds one element per key; the new install refreshes it), so a connection that closes
 //! never removes an element another connection still relies on.
 
+use std::net::SocketAddr;
+
 use crate::action::Action;
 use crate::action::Note;
 use crate::action::Refusal;
@@ -66,7 +68,7 @@ impl Engine {
                 }
                 Event::Malformed(trigger, error) => {
                     self.stats.announcements += 1;
-                    self.refuse(key, trigger, Reason::Malformed(error));
+                    self.refuse(key, trigger, None, Reason::Malformed(error));
                 }
                 Event::Poison(reason) => {
                     self.stats.poisoned += 1;
@@ -79,7 +81,7 @@ impl Engine {
                 }
                 Event::Refuse(trigger, refusal) => {
                     self.stats.announcements += 1;
-                    self.refuse(key, trigger, refusal.into());
+                    self.refuse(key, trigger, None, refusal.into());
                 }
                 Event::Reset => self.revoke_all(key, Revocation::Reset),
             }
@@ -157,7 +159,13 @@ impl Engine {
                 };
                 self.install(key, expectation);
             }
-            Err(reason) => self.refuse(key, trigger, reason),
+            Err(reason) => {
+                let endpoint = match announced {
+                    Announced::Endpoint(e) => SocketAddr::new(e.addr, e.port.get()),
+                    Announced::Port(port) => SocketAddr::new(control.server.ip(), port.get()),
+                };
+                self.refuse(key, trigger, Some(endpoint), reason);
+            }
         }
     }
 
@@ -198,7 +206,13 @@ impl Engine {
         }
     }
 
-    fn refuse(&mut self, key: FlowKey, trigger: Trigger, reason: Reason) {
+    fn refuse(
+        &mut self,
+        key: FlowKey,
+        trigger: Trigger,
+        endpoint: Option<SocketAddr>,
+        reason: Reason,
+    ) {
         let Some(flow) = self.flows.get_mut(&key) else {
             return;
         };
@@ -209,6 +223,7 @@ impl Engine {
             time: self.now,
             control,
             trigger,
+            endpoint,
             reason,
         };
         self.actions.push_back(Action::Refuse(refusal));

@@ -5,3 +5,4 @@
 
 pub mod conversation;
 pub mod pcap;
+pub mod samples;

@@ -84,6 +84,17 @@ pub enum Poison {
     ServerNotFtp,
 }
 
+impl Poison {
+    /// The name used in logs and JSON.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientNotFtp => "client-not-ftp",
+            Self::HeldOverflow => "held-overflow",
+            Self::ServerNotFtp => "server-not-ftp",
+        }
+    }
+}
+
 /// Why the session refused an announcement on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what `make test` needs on a fresh Debian machine, idempotently: only what is missing.
+# The Rust toolchain (cargo, rustc, clippy, rustfmt) is expected to be present already.
+set -euo pipefail
+
+need=()
+command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
+command -v make >/dev/null 2>&1 || need+=(make)
+
+if ((${#need[@]})); then
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "install-deps: missing ${need[*]}; run as root or install them" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+
+for tool in cargo rustc; do
+    command -v "$tool" >/dev/null 2>&1 || { echo "install-deps: $tool not found (install Rust with rustup)" >&2; exit 1; }
+done
+for component in clippy rustfmt; do
+    if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+        rustup component add "$component"
+    fi
+done
+echo "install-deps: ok ($(cargo --version))"

@@ -1,0 +1,190 @@
+//! `ftp-alg replay`: the engine over capture files, with the firewall modelled by
+//! [`SetModel`], so that every data connection in a capture is judged.
+//!
+//! Owns: the offline loop (capture records to IP datagrams to the engine, capture timestamps as
+//! `now`, so a replay is deterministic), checking every TCP SYN against the modelled set, and
+//! reporting. Each file gets a fresh engine; totals are summed over files. A file that cannot
+//! be read to its end is reported with its offset, after everything read before the error.
+
+use std::io::Write;
+use std::path::Path;
+use std::path::PathBuf;
+
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::io::capture::CaptureReader;
+use crate::io::capture::ip_datagram;
+use crate::io::report::Format;
+use crate::io::report::Record;
+use crate::io::report::Reporter;
+use crate::io::report::Summary;
+use crate::oracle::Judgement;
+use crate::oracle::SetModel;
+use crate::time::Instant;
+use crate::wire;
+use crate::wire::Datagram;
+
+/// Replay `files` with `config`, reporting to `out` in `format`. Returns the totals; a file
+/// that could not be read is counted in `file_errors`.
+pub fn run(
+    files: &[PathBuf],
+    config: &Config,
+    format: Format,
+    out: impl Write,
+) -> std::io::Result<Summary> {
+    let mut reporter = Reporter::new(out, format);
+    let mut summary = Summary::default();
+    for file in files {
+        replay_file(file, config, &mut reporter, &mut summary)?;
+    }
+    reporter.record(&Record::Summary(&summary))?;
+    reporter.finish()?;
+    Ok(summary)
+}
+
+/// One file through a fresh engine.
+fn replay_file<W: Write>(
+    path: &Path,
+    config: &Config,
+    reporter: &mut Reporter<W>,
+    summary: &mut Summary,
+) -> std::io::Result<()> {
+    summary.files += 1;
+    reporter.start_file(&path.display().to_string())?;
+    let mut reader = match CaptureReader::open(path) {
+        Ok(reader) => reader,
+        Err(error) => {
+            summary.file_errors += 1;
+            return reporter.record(&Record::Error {
+                message: error.to_string(),
+            });
+        }
+    };
+    let mut replay = Replay {
+        engine: Engine::new(config.clone()),
+        model: SetModel::default(),
+        last: None,
+    };
+    let mut buf = Vec::new();
+    loop {
+        match reader.next_packet(&mut buf) {
+            Ok(Some(meta)) => {
+                summary.packets += 1;
+                match ip_datagram(meta.link, &buf) {
+                    Ok(ip) => replay.packet(meta.timestamp, ip, reporter, summary)?,
+                    Err(_) => summary.non_ip += 1,
+                }
+            }
+            Ok(None) => break,
+            Err(error) => {
+                summary.file_errors += 1;
+                reporter.record(&Record::Error {
+                    message: error.to_string(),
+                })?;
+                break;
+            }
+        }
+    }
+    replay.finish(reporter, summary)
+}
+
+/// The state of one file's replay.
+struct Replay {
+    engine: Engine,
+    model: SetModel,
+    last: Option<Instant>,
+}
+
+impl Replay {
+    fn packet<W: Write>(
+        &mut self,
+        now: Instant,
+        ip: &[u8],
+        reporter: &mut Reporter<W>,
+        summary: &mut Summary,
+    ) -> std::io::Result<()> {
+        let now = self.last.map_or(now, |last| last.max(now));
+        self.last = Some(now);
+        while self
+            .engine
+            .poll_timeout()
+            .is_some_and(|deadline| deadline <= now)
+        {
+            self.engine.handle_timeout(now);
+            self.drain(now, reporter, summary)?;
+        }
+        let _verdict = self.engine.handle_packet(now, ip);
+        self.drain(now, reporter, summary)?;
+        self.judge_syn(now, ip, reporter, summary)
+    }
+
+    /// Carry out the engine's actions on the modelled set and report them.
+    fn drain<W: Write>(
+        &mut self,
+        now: Instant,
+        reporter: &mut Reporter<W>,
+        summary: &mut Summary,
+    ) -> std::io::Result<()> {
+        while let Some(action) = self.engine.poll_action() {
+            reporter.record(&Record::Action(&action))?;
+            if let Some(unused) = self.model.apply(now, &action) {
+                summary.unused += 1;
+                reporter.record(&Record::Unused(&unused))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A connection's first SYN (not to a control port): would the firewall admit it?
+    fn judge_syn<W: Write>(
+        &mut self,
+        now: Instant,
+        ip: &[u8],
+        reporter: &mut Reporter<W>,
+        summary: &mut Summary,
+    ) -> std::io::Result<()> {
+        let Ok(Datagram::Tcp(segment)) = wire::parse(ip) else {
+            return Ok(());
+        };
+        let opening = segment.control() == wire::Control::Syn && segment.ack().is_none();
+        if !opening || self.engine.config().is_control_port(segment.dst().port()) {
+            return Ok(());
+        }
+        let (src, dst) = (segment.src(), segment.dst());
+        match self.model.handle_syn(now, src, dst) {
+            Judgement::Admit(expectation) => {
+                summary.admitted += 1;
+                reporter.record(&Record::Admit {
+                    time: now,
+                    src,
+                    dst,
+                    expectation: &expectation,
+                })
+            }
+            Judgement::Deny(denial) => {
+                summary.denied += 1;
+                reporter.record(&Record::Deny {
+                    time: now,
+                    src,
+                    dst,
+                    denial,
+                })
+            }
+            Judgement::Repeat | Judgement::Unrelated => Ok(()),
+        }
+    }
+
+    fn finish<W: Write>(
+        mut self,
+        reporter: &mut Reporter<W>,
+        summary: &mut Summary,
+    ) -> std::io::Result<()> {
+        let end = self.last.unwrap_or_default();
+        for unused in self.model.finish(end) {
+            summary.unused += 1;
+            reporter.record(&Record::Unused(&unused))?;
+        }
+        summary.engine.absorb(self.engine.stats());
+        Ok(())
+    }
+}
