@@ -101,9 +101,24 @@ lab_log() { printf '[lab %s] %s\n' "$LAB_PREFIX" "$*" >&2; }
 # Run a bounded command: _lab_t SECONDS cmd...
 _lab_t() { local s=$1; shift; timeout --kill-after=5 "$s" "$@"; }
 
-lab_cli() { _lab_t "${LAB_CMD_TIMEOUT:-60}" ip netns exec "$LAB_NS_CLI" "$@"; }
+# Client and server processes run on one CPU (LAB_CPU, default 0; empty =
+# no pinning).  A sender that migrates between CPUs in the middle of a burst
+# makes veth deliver its packets out of order (different per-CPU backlogs),
+# which shows up in captures as reordering and fast retransmissions.
+LAB_CPU=${LAB_CPU-0}
+_lab_pin() {
+    if [[ -n $LAB_CPU ]] && command -v taskset >/dev/null; then
+        echo taskset -c "$LAB_CPU"
+    fi
+}
+
+# Run a bounded command in a namespace (default limit LAB_CMD_TIMEOUT=60 s).
+# lab_cli and lab_srv pin to LAB_CPU; lab_gw does not.
+lab_cli() { # shellcheck disable=SC2046
+    _lab_t "${LAB_CMD_TIMEOUT:-60}" ip netns exec "$LAB_NS_CLI" $(_lab_pin) "$@"; }
+lab_srv() { # shellcheck disable=SC2046
+    _lab_t "${LAB_CMD_TIMEOUT:-60}" ip netns exec "$LAB_NS_SRV" $(_lab_pin) "$@"; }
 lab_gw()  { _lab_t "${LAB_CMD_TIMEOUT:-60}" ip netns exec "$LAB_NS_GW" "$@"; }
-lab_srv() { _lab_t "${LAB_CMD_TIMEOUT:-60}" ip netns exec "$LAB_NS_SRV" "$@"; }
 
 _lab_ns_exists() { ip netns list 2>/dev/null | awk '{print $1}' | grep -qx -- "$1"; }
 
@@ -118,7 +133,8 @@ _lab_wait_for() {
 }
 
 # ------------------------------------------------------------ dependencies
-LAB_APT_PACKAGES=(vsftpd lftp tnftp python3-pyftpdlib tshark tcpdump ethtool iproute2 iputils-ping wget curl)
+LAB_APT_PACKAGES=(vsftpd lftp tnftp python3-pyftpdlib tshark tcpdump ethtool iproute2 iputils-ping wget curl openssl
+                  util-linux)
 LAB_DEB_PRIVATE=(proftpd-core pure-ftpd libsodium23 libpcre2-posix3 libhashkit2
                  libmemcached11 libmemcachedutil2 libhiredis0.14)
 
@@ -160,7 +176,7 @@ lab_install_deps() {
         done
     fi
     LD_LIBRARY_PATH=$LAB_PKG_LIBS _lab_t 10 "$LAB_PROFTPD" -v >/dev/null || { lab_log "proftpd does not run"; return 1; }
-    LD_LIBRARY_PATH=$LAB_PKG_LIBS _lab_t 10 "$LAB_PUREFTPD" --help >/dev/null 2>&1
+    LD_LIBRARY_PATH=$LAB_PKG_LIBS _lab_t 10 "$LAB_PUREFTPD" --help >/dev/null 2>&1 || true
     LD_LIBRARY_PATH=$LAB_PKG_LIBS ldd "$LAB_PUREFTPD" | grep -q 'not found' && { lab_log "pure-ftpd misses libraries"; return 1; }
 
     # The FTP account: system user without a login shell.  Its home only has
@@ -242,6 +258,13 @@ lab_up() {
     ip netns exec "$LAB_NS_GW" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 \
         net.ipv6.conf.default.forwarding=1 >/dev/null || return 1
 
+    # Server: keep no TIME_WAIT sockets.  Otherwise, after vsftpd (dual-stack
+    # socket) made an active connection from port 20, pure-ftpd's next
+    # active connection (IPv4 socket) cannot bind port 20 for 60 s and comes
+    # from port 2 instead.  Only the server's own socket table is affected;
+    # packets on the wire are the same.
+    ip netns exec "$LAB_NS_SRV" sysctl -qw net.ipv4.tcp_max_tw_buckets=0 >/dev/null || return 1
+
     _lab_if_setup "$LAB_NS_CLI" "$LAB_CLI_IF" &&
         _lab_if_setup "$LAB_NS_GW" "$LAB_GW_IF_CLI" &&
         _lab_if_setup "$LAB_NS_GW" "$LAB_GW_IF_SRV" &&
@@ -297,20 +320,22 @@ lab_down() {
         if _lab_ns_exists "$ns"; then
             # Anything still running inside the namespace was started by the
             # lab (servers, tcpdump, clients): end it by pid.
-            pids=$(ip netns pids "$ns" 2>/dev/null)
+            pids=$(ip netns pids "$ns" 2>/dev/null) || true
             if [[ -n $pids ]]; then
                 # shellcheck disable=SC2086
-                kill $pids 2>/dev/null
+                kill $pids 2>/dev/null || true
                 sleep 0.3
-                pids=$(ip netns pids "$ns" 2>/dev/null)
+                pids=$(ip netns pids "$ns" 2>/dev/null) || true
                 # shellcheck disable=SC2086
-                [[ -n $pids ]] && kill -9 $pids 2>/dev/null
+                [[ -z $pids ]] || kill -9 $pids 2>/dev/null || true
             fi
             _lab_t "$LAB_STEP_TIMEOUT" ip netns del "$ns" || lab_log "warning: could not delete $ns"
         fi
         rm -rf "/etc/netns/$ns"
     done
     rm -rf "$LAB_STATE_DIR"
+    # Parent directories, only if no other lab uses them.
+    rmdir "$(dirname "$LAB_STATE_DIR")" /etc/netns 2>/dev/null || true
     return 0
 }
 
@@ -348,15 +373,19 @@ lab_start_server() {
         cmd=(env "LD_LIBRARY_PATH=$LAB_PKG_LIBS" "$LAB_PROFTPD" --nodaemon -c "$dir/proftpd.conf")
         ;;
     pureftpd)
-        printf '%s\n%s\n' "$LAB_FTP_PASS" "$LAB_FTP_PASS" |
-            LD_LIBRARY_PATH=$LAB_PKG_LIBS _lab_t 10 "$LAB_PUREPW" useradd "$LAB_FTP_USER" \
-                -u "$uid" -g "$gid" -d "$LAB_FTP_ROOT" -f "$dir/pureftpd.passwd" >/dev/null || return 1
+        # Virtual user, written directly: pure-pw would hash with argon2id
+        # at a cost that makes every login take ~3.5 s; pure-ftpd accepts
+        # any crypt(3) hash, so use SHA-512-crypt.
+        local hash
+        hash=$(openssl passwd -6 -salt ftpalglab "$LAB_FTP_PASS") || return 1
+        printf '%s:%s:%s:%s::%s/./::::::::::::\n' "$LAB_FTP_USER" "$hash" "$uid" "$gid" "$LAB_FTP_ROOT" \
+            >"$dir/pureftpd.passwd" || return 1
         LD_LIBRARY_PATH=$LAB_PKG_LIBS _lab_t 10 "$LAB_PUREPW" mkdb "$dir/pureftpd.pdb" \
             -f "$dir/pureftpd.passwd" || return 1
         # -l puredb: virtual user (chrooted to its home); -E: no anonymous;
         # -H: no DNS; -p: passive range; -f none: no syslog; -O: xfer log.
         cmd=(env "LD_LIBRARY_PATH=$LAB_PKG_LIBS" "$LAB_PUREFTPD" -l "puredb:$dir/pureftpd.pdb" -E -H
-             -S ",$LAB_FTP_PORT" -p "$LAB_PASV_MIN:$LAB_PASV_MAX" -f none -O "clf:$dir/xfer.log" -c 20 -C 20)
+             -p "$LAB_PASV_MIN:$LAB_PASV_MAX" -f none -O "clf:$dir/xfer.log" -c 20 -C 20)
         ;;
     pyftpdlib)
         cmd=("$LAB_SYS_PYTHON" "$LAB_DIR/pyftpdlib_server.py" --root "$LAB_FTP_ROOT" --user "$LAB_FTP_USER"
@@ -369,7 +398,8 @@ lab_start_server() {
     esac
     # shellcheck disable=SC2034  # for callers: configs and logs of the server
     LAB_SERVER_CONF_DIR=$dir
-    timeout --kill-after=5 "$LAB_SERVER_TIMEOUT" ip netns exec "$LAB_NS_SRV" "${cmd[@]}" \
+    # shellcheck disable=SC2046
+    timeout --kill-after=5 "$LAB_SERVER_TIMEOUT" ip netns exec "$LAB_NS_SRV" $(_lab_pin) "${cmd[@]}" \
         >"$dir/stdout.log" 2>"$dir/stderr.log" </dev/null &
     LAB_SERVER_PID=$!
     echo "$LAB_SERVER_PID" >"$LAB_SERVER_PIDFILE"
@@ -402,17 +432,17 @@ lab_stop_server() {
     [[ -r $LAB_SERVER_PIDFILE ]] && pid=$(cat "$LAB_SERVER_PIDFILE")
     if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
         # pid is the `timeout` wrapper: it forwards TERM to the server.
-        kill -TERM "$pid" 2>/dev/null
-        _lab_wait_for 5 _lab_pid_gone "$pid"
-        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
+        kill -TERM "$pid" 2>/dev/null || true
+        _lab_wait_for 5 _lab_pid_gone "$pid" || true
+        kill -0 "$pid" 2>/dev/null && { kill -KILL "$pid" 2>/dev/null || true; }
+        wait "$pid" 2>/dev/null || true
     fi
     # Server children (session processes) that survived their master.
     if _lab_ns_exists "$LAB_NS_SRV"; then
         local pids
-        pids=$(ip netns pids "$LAB_NS_SRV" 2>/dev/null)
+        pids=$(ip netns pids "$LAB_NS_SRV" 2>/dev/null) || true
         # shellcheck disable=SC2086
-        [[ -n $pids ]] && { kill $pids 2>/dev/null; sleep 0.2; }
+        [[ -z $pids ]] || { kill $pids 2>/dev/null || true; sleep 0.2; }
     fi
     rm -f "$LAB_SERVER_PIDFILE" "$LAB_SERVER_NAMEFILE"
     LAB_SERVER_PID=
