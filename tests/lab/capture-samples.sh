@@ -29,7 +29,7 @@ cleanup() {
     local rc=$?
     set +e
     trap - EXIT INT TERM
-    [[ -n ${CAP_PID:-} ]] && kill -INT "$CAP_PID" 2>/dev/null
+    lab_capture_stop 2>/dev/null
     lab_down
     [[ -n $WORK ]] && rm -rf "$WORK"
     exit "$rc"
@@ -54,33 +54,12 @@ PY=$LAB_SYS_PYTHON
 cp "$LAB_FTP_ROOT/pub/file20k.bin" "$LAB_FTP_ROOT/pub/file200k.bin" "$WORK/"
 
 # ------------------------------------------------------------- capturing
-CAP_PID=
 CAP_FILE=
-
-# capture_start NAME: tcpdump on the gateway's client-side veth.
-capture_start() {
+capture_start() {  # capture_start NAME
     CAP_FILE="$WORK/$1.pcap"
-    : >"$WORK/tcpdump.err"
-    timeout --kill-after=5 120 ip netns exec "$LAB_NS_GW" \
-        tcpdump -i "$LAB_GW_IF_CLI" -s 0 -U -n -Z root -w "$CAP_FILE" 2>"$WORK/tcpdump.err" &
-    CAP_PID=$!
-    _lab_wait_for 10 grep -q "listening on" "$WORK/tcpdump.err" || {
-        cat "$WORK/tcpdump.err" >&2
-        die "tcpdump did not start"
-    }
+    lab_capture_start "$CAP_FILE" "$LAB_GW_IF_CLI" || die "tcpdump did not start"
 }
-
-# capture_stop: let the last FIN/ACKs pass, then stop tcpdump and wait for it
-# to flush.
-capture_stop() {
-    sleep 1
-    kill -INT "$CAP_PID"
-    wait "$CAP_PID" || true
-    CAP_PID=
-    grep -E "packets (captured|dropped)" "$WORK/tcpdump.err" | tr '\n' ' ' >&2
-    echo >&2
-    grep -qE "^0 packets dropped by kernel" "$WORK/tcpdump.err" || die "tcpdump dropped packets"
-}
+capture_stop() { lab_capture_stop || die "capture incomplete"; }
 
 # check_sha FILE CONTENT_NAME
 check_sha() {

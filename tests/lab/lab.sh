@@ -20,7 +20,26 @@
 #
 # Only documentation address ranges are used; nothing leaves the namespaces.
 # The functions return non-zero on failure and never call `exit`, so the
-# file can be sourced by scripts with or without `set -e`.
+# file can be sourced by scripts with or without `set -e`.  Call lab_down
+# from an EXIT trap.
+#
+# Notes for users of the lab:
+# * The gateway namespace is a plain router (ip_forward, IPv6 forwarding);
+#   no firewall rules are installed.  Capture on veth-cli / veth-srv there
+#   (lab_capture_start / lab_capture_stop).
+# * Offloads (TSO/GSO/GRO, tx checksum) are off on all four veth ends, IPv6
+#   DAD and router advertisements are off, MACs are fixed.
+# * Servers (lab_start_server NAME): one at a time, in the server
+#   namespace, port 21, dual-stack.  Account LAB_FTP_USER/LAB_FTP_PASS
+#   (ftpalglab/labpass), files in /pub, uploads into /upload, passive ports
+#   LAB_PASV_MIN..LAB_PASV_MAX (50000-50100).  Configs and logs:
+#   $LAB_SERVER_CONF_DIR.  Active-mode data connections come from port 20
+#   (vsftpd, proftpd, pure-ftpd) or from an ephemeral port (pyftpdlib,
+#   which also connects as soon as PORT/EPRT arrives, before RETR/STOR).
+#   vsftpd and pyftpdlib use one [::] socket (IPv4 clients are
+#   IPv4-mapped), pure-ftpd separate 0.0.0.0 and [::] sockets, proftpd [::].
+# * Client and server processes are pinned to CPU LAB_CPU (see below).
+# * The server namespace keeps no TIME_WAIT sockets (see lab_up).
 
 # ---------------------------------------------------------------- settings
 LAB_PREFIX=${LAB_PREFIX:-ftpalg}
@@ -120,7 +139,7 @@ lab_srv() { # shellcheck disable=SC2046
     _lab_t "${LAB_CMD_TIMEOUT:-60}" ip netns exec "$LAB_NS_SRV" $(_lab_pin) "$@"; }
 lab_gw()  { _lab_t "${LAB_CMD_TIMEOUT:-60}" ip netns exec "$LAB_NS_GW" "$@"; }
 
-_lab_ns_exists() { ip netns list 2>/dev/null | awk '{print $1}' | grep -qx -- "$1"; }
+_lab_ns_exists() { ip netns list 2>/dev/null | awk -v n="$1" '$1 == n { f = 1 } END { exit !f }'; }
 
 # Wait until CMD succeeds, polling every 0.1 s, at most SECONDS.
 _lab_wait_for() {
@@ -165,6 +184,7 @@ lab_install_deps() {
     # proftpd and pure-ftpd: download + unpack privately.
     if [[ ! -x $LAB_PROFTPD || ! -x $LAB_PUREFTPD || ! -x $LAB_PUREPW ]]; then
         lab_log "unpacking proftpd and pure-ftpd into $LAB_PKG_ROOT"
+        rm -rf "$LAB_PKG_ROOT" "$LAB_PKG_CACHE/debs"
         mkdir -p "$LAB_PKG_CACHE/debs" "$LAB_PKG_ROOT" || return 1
         (cd "$LAB_PKG_CACHE/debs" && _lab_t 300 apt-get download -q "${LAB_DEB_PRIVATE[@]}") >/dev/null 2>&1 || {
             _lab_t 300 apt-get update -qq &&
@@ -337,6 +357,42 @@ lab_down() {
     # Parent directories, only if no other lab uses them.
     rmdir "$(dirname "$LAB_STATE_DIR")" /etc/netns 2>/dev/null || true
     return 0
+}
+
+# ----------------------------------------------------------------- capture
+LAB_CAPTURE_PID=
+
+# lab_capture_start FILE [IFACE]: tcpdump (full snaplen, packet-buffered) on
+# a gateway interface, default the client side (veth-cli).  Returns once
+# tcpdump is listening.  At most one capture at a time.
+lab_capture_start() {
+    local file=$1 ifc=${2:-$LAB_GW_IF_CLI}
+    mkdir -p "$LAB_STATE_DIR" || return 1
+    : >"$LAB_STATE_DIR/tcpdump.err"
+    timeout --kill-after=5 "${LAB_CAPTURE_TIMEOUT:-300}" ip netns exec "$LAB_NS_GW" \
+        tcpdump -i "$ifc" -s 0 -U -n -Z root -w "$file" 2>"$LAB_STATE_DIR/tcpdump.err" </dev/null &
+    LAB_CAPTURE_PID=$!
+    if ! _lab_wait_for 10 grep -q "listening on" "$LAB_STATE_DIR/tcpdump.err"; then
+        cat "$LAB_STATE_DIR/tcpdump.err" >&2
+        lab_capture_stop
+        return 1
+    fi
+}
+
+# lab_capture_stop: wait a second for the last FIN/ACKs, stop tcpdump, wait
+# for it to flush.  Prints tcpdump's counters; fails if it dropped packets.
+lab_capture_stop() {
+    [[ -n $LAB_CAPTURE_PID ]] || return 0
+    sleep 1
+    kill -INT "$LAB_CAPTURE_PID" 2>/dev/null || true
+    wait "$LAB_CAPTURE_PID" 2>/dev/null || true
+    LAB_CAPTURE_PID=
+    grep -E "packets (captured|dropped)" "$LAB_STATE_DIR/tcpdump.err" | tr '\n' ' ' >&2 || true
+    echo >&2
+    grep -qE "^0 packets dropped by kernel" "$LAB_STATE_DIR/tcpdump.err" || {
+        lab_log "tcpdump dropped packets or did not report"
+        return 1
+    }
 }
 
 # ----------------------------------------------------------------- servers
