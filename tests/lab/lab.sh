@@ -1,0 +1,506 @@
+# shellcheck shell=bash
+# ftp-alg network-namespace lab.  Source this file (bash), then call the
+# lab_* functions.  Everything runs as root.
+#
+#   source tests/lab/lab.sh
+#   lab_install_deps            # apt packages + private proftpd/pure-ftpd
+#   lab_up                      # three namespaces, routing, no firewall
+#   lab_start_server vsftpd     # or proftpd | pureftpd | pyftpdlib
+#   lab_cli curl ...            # run a command in the client namespace
+#   lab_stop_server
+#   lab_down                    # idempotent; also safe when nothing exists
+#
+# Topology (names derive from LAB_PREFIX, default "ftpalg", so two labs
+# with different prefixes can coexist):
+#
+#   ${LAB_PREFIX}-cli            ${LAB_PREFIX}-gw                 ${LAB_PREFIX}-srv
+#   eth0 ----------------- veth-cli      veth-srv ----------------- eth0
+#   198.51.100.2/24        198.51.100.1   203.0.113.1              203.0.113.2/24
+#   2001:db8:100::2/64     2001:db8:100::1  2001:db8:113::1        2001:db8:113::2/64
+#
+# Only documentation address ranges are used; nothing leaves the namespaces.
+# The functions return non-zero on failure and never call `exit`, so the
+# file can be sourced by scripts with or without `set -e`.  Call lab_down
+# from an EXIT trap.
+#
+# Notes for users of the lab:
+# * The gateway namespace is a plain router (ip_forward, IPv6 forwarding);
+#   no firewall rules are installed.  Capture on veth-cli / veth-srv there
+#   (lab_capture_start / lab_capture_stop).
+# * Offloads (TSO/GSO/GRO, tx checksum) are off on all four veth ends, IPv6
+#   DAD and router advertisements are off, MACs are fixed.
+# * Servers (lab_start_server NAME): one at a time, in the server
+#   namespace, port 21, dual-stack.  Account LAB_FTP_USER/LAB_FTP_PASS
+#   (ftpalglab/labpass), files in /pub, uploads into /upload, passive ports
+#   LAB_PASV_MIN..LAB_PASV_MAX (50000-50100).  Configs and logs:
+#   $LAB_SERVER_CONF_DIR.  Active-mode data connections come from port 20
+#   (vsftpd, proftpd, pure-ftpd) or from an ephemeral port (pyftpdlib,
+#   which also connects as soon as PORT/EPRT arrives, before RETR/STOR).
+#   vsftpd and pyftpdlib use one [::] socket (IPv4 clients are
+#   IPv4-mapped), pure-ftpd separate 0.0.0.0 and [::] sockets, proftpd [::].
+# * Client and server processes are pinned to CPU LAB_CPU (see below).
+# * The server namespace keeps no TIME_WAIT sockets (see lab_up).
+
+# ---------------------------------------------------------------- settings
+LAB_PREFIX=${LAB_PREFIX:-ftpalg}
+LAB_NS_CLI="${LAB_PREFIX}-cli"
+LAB_NS_GW="${LAB_PREFIX}-gw"
+LAB_NS_SRV="${LAB_PREFIX}-srv"
+
+# Interface names inside the namespaces (fixed, independent of the prefix).
+LAB_CLI_IF=eth0
+LAB_SRV_IF=eth0
+LAB_GW_IF_CLI=veth-cli
+LAB_GW_IF_SRV=veth-srv
+
+LAB_CLI_V4=198.51.100.2
+LAB_GW_CLI_V4=198.51.100.1
+LAB_SRV_V4=203.0.113.2
+LAB_GW_SRV_V4=203.0.113.1
+LAB_CLI_V6=2001:db8:100::2
+LAB_GW_CLI_V6=2001:db8:100::1
+LAB_SRV_V6=2001:db8:113::2
+LAB_GW_SRV_V6=2001:db8:113::1
+
+# Fixed, locally administered MACs (derived from the IPv4 addresses) so that
+# captures and link-local addresses are the same on every run.
+LAB_CLI_MAC=02:00:c6:33:64:02
+LAB_GW_CLI_MAC=02:00:c6:33:64:01
+LAB_GW_SRV_MAC=02:00:cb:00:71:01
+LAB_SRV_MAC=02:00:cb:00:71:02
+
+LAB_FTP_PORT=21
+LAB_PASV_MIN=${LAB_PASV_MIN:-50000}
+LAB_PASV_MAX=${LAB_PASV_MAX:-50100}
+
+# FTP account used by all four servers (a system user without a login shell;
+# vsftpd/proftpd authenticate it via /etc/shadow, pure-ftpd and pyftpdlib via
+# their own user databases with the same name and password).
+LAB_FTP_USER=${LAB_FTP_USER:-ftpalglab}
+LAB_FTP_PASS=${LAB_FTP_PASS:-labpass}
+LAB_FTP_HOME=/var/lib/ftp-alg-lab
+
+# Private, unpacked copies of proftpd and pure-ftpd (they conflict with
+# vsftpd as Debian packages, so they are not installed with dpkg -i).
+LAB_PKG_CACHE=${LAB_PKG_CACHE:-/var/cache/ftp-alg-lab}
+LAB_PKG_ROOT="$LAB_PKG_CACHE/root"
+LAB_PKG_LIBS="$LAB_PKG_ROOT/usr/lib/x86_64-linux-gnu"
+LAB_PROFTPD="$LAB_PKG_ROOT/usr/sbin/proftpd"
+LAB_PUREFTPD="$LAB_PKG_ROOT/usr/sbin/pure-ftpd"
+LAB_PUREPW="$LAB_PKG_ROOT/usr/bin/pure-pw"
+LAB_SYS_PYTHON=/usr/bin/python3
+
+# Per-lab state: FTP root, server configs, logs, pid files.
+LAB_STATE_DIR=${LAB_STATE_DIR:-/run/ftp-alg-lab/$LAB_PREFIX}
+LAB_FTP_ROOT="$LAB_STATE_DIR/ftproot"     # pub/ (read-only), upload/ (writable)
+
+# Safety nets: a started server never outlives this many seconds, and each
+# short command is bounded by LAB_STEP_TIMEOUT.
+LAB_SERVER_TIMEOUT=${LAB_SERVER_TIMEOUT:-3600}
+LAB_STEP_TIMEOUT=${LAB_STEP_TIMEOUT:-20}
+
+LAB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+# Test content: name, size in bytes.  Bytes are SHAKE-256 of the label
+# "ftp-alg-lab:<name>", so they are deterministic; sums are listed in
+# lab_content_sha256 and checked when the files are created.
+LAB_CONTENT_FILES=(file20k.bin:20480 file200k.bin:204800)
+
+lab_content_sha256() {
+    case "$1" in
+        file20k.bin)  echo 2974d4f1cbe0c8d924990bc19cc5d46a5b25aa04d47fd163cf78ee49b9fe666a ;;
+        file200k.bin) echo e1ccf31afb265ce74aa7bf33c0578d04b9a6495d8ec9d9121591a36ad74e3c69 ;;
+        *) return 1 ;;
+    esac
+}
+
+# ---------------------------------------------------------------- helpers
+lab_log() { printf '[lab %s] %s\n' "$LAB_PREFIX" "$*" >&2; }
+
+# Run a bounded command: _lab_t SECONDS cmd...
+_lab_t() { local s=$1; shift; timeout --kill-after=5 "$s" "$@"; }
+
+# Client and server processes run on one CPU (LAB_CPU, default 0; empty =
+# no pinning).  A sender that migrates between CPUs in the middle of a burst
+# makes veth deliver its packets out of order (different per-CPU backlogs),
+# which shows up in captures as reordering and fast retransmissions.
+LAB_CPU=${LAB_CPU-0}
+_lab_pin() {
+    if [[ -n $LAB_CPU ]] && command -v taskset >/dev/null; then
+        echo taskset -c "$LAB_CPU"
+    fi
+}
+
+# Run a bounded command in a namespace (default limit LAB_CMD_TIMEOUT=60 s).
+# lab_cli and lab_srv pin to LAB_CPU; lab_gw does not.
+lab_cli() { # shellcheck disable=SC2046
+    _lab_t "${LAB_CMD_TIMEOUT:-60}" ip netns exec "$LAB_NS_CLI" $(_lab_pin) "$@"; }
+lab_srv() { # shellcheck disable=SC2046
+    _lab_t "${LAB_CMD_TIMEOUT:-60}" ip netns exec "$LAB_NS_SRV" $(_lab_pin) "$@"; }
+lab_gw()  { _lab_t "${LAB_CMD_TIMEOUT:-60}" ip netns exec "$LAB_NS_GW" "$@"; }
+
+_lab_ns_exists() { ip netns list 2>/dev/null | awk -v n="$1" '$1 == n { f = 1 } END { exit !f }'; }
+
+# Wait until CMD succeeds, polling every 0.1 s, at most SECONDS.
+_lab_wait_for() {
+    local secs=$1; shift
+    local deadline=$((SECONDS + secs))
+    until "$@" >/dev/null 2>&1; do
+        if ((SECONDS >= deadline)); then return 1; fi
+        sleep 0.1
+    done
+}
+
+# ------------------------------------------------------------ dependencies
+LAB_APT_PACKAGES=(vsftpd lftp tnftp python3-pyftpdlib tshark tcpdump ethtool iproute2 iputils-ping wget curl openssl
+                  util-linux)
+LAB_DEB_PRIVATE=(proftpd-core pure-ftpd libsodium23 libpcre2-posix3 libhashkit2
+                 libmemcached11 libmemcachedutil2 libhiredis0.14)
+
+lab_install_deps() {
+    local missing=() p
+    for p in "${LAB_APT_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    if ((${#missing[@]})); then
+        lab_log "installing: ${missing[*]}"
+        echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+        # Never let a package start a daemon in the root namespace (e.g.
+        # vsftpd on *:21) on machines without a policy-rc.d.
+        local own_policy=0
+        if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+            printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && own_policy=1
+        fi
+        local rc=0
+        _lab_t 300 apt-get update -qq || rc=$?
+        if ((rc == 0)); then
+            DEBIAN_FRONTEND=noninteractive _lab_t 600 apt-get install -y -qq --no-install-recommends \
+                "${missing[@]}" >/dev/null || rc=$?
+        fi
+        ((own_policy)) && rm -f /usr/sbin/policy-rc.d
+        ((rc == 0)) || { lab_log "apt-get failed ($rc)"; return 1; }
+    fi
+
+    # proftpd and pure-ftpd: download + unpack privately.
+    if [[ ! -x $LAB_PROFTPD || ! -x $LAB_PUREFTPD || ! -x $LAB_PUREPW ]]; then
+        lab_log "unpacking proftpd and pure-ftpd into $LAB_PKG_ROOT"
+        rm -rf "$LAB_PKG_ROOT" "$LAB_PKG_CACHE/debs"
+        mkdir -p "$LAB_PKG_CACHE/debs" "$LAB_PKG_ROOT" || return 1
+        (cd "$LAB_PKG_CACHE/debs" && _lab_t 300 apt-get download -q "${LAB_DEB_PRIVATE[@]}") >/dev/null 2>&1 || {
+            _lab_t 300 apt-get update -qq &&
+                (cd "$LAB_PKG_CACHE/debs" && _lab_t 300 apt-get download -q "${LAB_DEB_PRIVATE[@]}") >/dev/null
+        } || { lab_log "apt-get download failed"; return 1; }
+        local deb
+        for deb in "$LAB_PKG_CACHE"/debs/*.deb; do
+            dpkg-deb -x "$deb" "$LAB_PKG_ROOT" || return 1
+        done
+    fi
+    LD_LIBRARY_PATH=$LAB_PKG_LIBS _lab_t 10 "$LAB_PROFTPD" -v >/dev/null || { lab_log "proftpd does not run"; return 1; }
+    LD_LIBRARY_PATH=$LAB_PKG_LIBS _lab_t 10 "$LAB_PUREFTPD" --help >/dev/null 2>&1 || true
+    LD_LIBRARY_PATH=$LAB_PKG_LIBS ldd "$LAB_PUREFTPD" | grep -q 'not found' && { lab_log "pure-ftpd misses libraries"; return 1; }
+
+    # The FTP account: system user without a login shell.  Its home only has
+    # to exist (vsftpd changes into it before local_root); each server's
+    # config points it at the lab's own FTP root.
+    mkdir -p "$LAB_FTP_HOME" && chmod 755 "$LAB_FTP_HOME" || return 1
+    if ! getent passwd "$LAB_FTP_USER" >/dev/null; then
+        useradd --system --no-create-home --home-dir "$LAB_FTP_HOME" \
+            --shell /usr/sbin/nologin --user-group "$LAB_FTP_USER" || return 1
+    elif [[ $(getent passwd "$LAB_FTP_USER" | cut -d: -f6) != "$LAB_FTP_HOME" ]]; then
+        usermod --home "$LAB_FTP_HOME" "$LAB_FTP_USER" || return 1
+    fi
+    echo "$LAB_FTP_USER:$LAB_FTP_PASS" | chpasswd || return 1
+    # PAM service for vsftpd: plain pam_unix (Debian's "vsftpd" service
+    # insists on a shell listed in /etc/shells).
+    if [[ ! -e /etc/pam.d/ftp-alg-lab ]]; then
+        cat >/etc/pam.d/ftp-alg-lab <<'EOF'
+# ftp-alg lab (tests/lab/lab.sh): vsftpd authentication against /etc/shadow
+auth     required pam_unix.so
+account  required pam_unix.so
+session  required pam_permit.so
+EOF
+    fi
+    return 0
+}
+
+# --------------------------------------------------------------- topology
+# _lab_veth NS_A IF_A MAC_A NS_B IF_B MAC_B: veth pair created directly in
+# the two namespaces (no name clash in the root namespace).
+_lab_veth() {
+    _lab_t "$LAB_STEP_TIMEOUT" ip link add name "$2" address "$3" netns "$1" type veth \
+        peer name "$5" address "$6" netns "$4"
+}
+
+_lab_ns_setup() {
+    local ns=$1
+    _lab_t "$LAB_STEP_TIMEOUT" ip netns add "$ns" || return 1
+    mkdir -p "/etc/netns/$ns" || return 1
+    echo "nameserver 127.0.0.1" >"/etc/netns/$ns/resolv.conf"
+    {
+        echo "127.0.0.1 localhost $(hostname)"
+        echo "::1 localhost ip6-localhost ip6-loopback"
+        echo "$LAB_CLI_V4 lab-cli"
+        echo "$LAB_SRV_V4 lab-srv"
+        echo "$LAB_CLI_V6 lab-cli"
+        echo "$LAB_SRV_V6 lab-srv"
+    } >"/etc/netns/$ns/hosts"
+    ip netns exec "$ns" sysctl -qw net.ipv6.conf.default.accept_dad=0 net.ipv6.conf.all.accept_dad=0 \
+        net.ipv6.conf.default.accept_ra=0 net.ipv6.conf.all.accept_ra=0 >/dev/null || return 1
+    _lab_t "$LAB_STEP_TIMEOUT" ip -n "$ns" link set lo up
+}
+
+# _lab_if_setup NS IF: no DAD, no segmentation/receive offloads, no tx
+# checksum offload (so captured checksums are real), link up.
+_lab_if_setup() {
+    local ns=$1 ifc=$2
+    ip netns exec "$ns" sysctl -qw "net.ipv6.conf.$ifc.accept_dad=0" "net.ipv6.conf.$ifc.accept_ra=0" >/dev/null || return 1
+    if command -v ethtool >/dev/null; then
+        _lab_t "$LAB_STEP_TIMEOUT" ip netns exec "$ns" ethtool -K "$ifc" tso off gso off gro off tx off >/dev/null 2>&1 ||
+            lab_log "warning: ethtool -K $ifc failed in $ns"
+    else
+        lab_log "warning: ethtool missing; offloads stay on (captures may show super-segments)"
+    fi
+    _lab_t "$LAB_STEP_TIMEOUT" ip -n "$ns" link set "$ifc" up
+}
+
+lab_up() {
+    if _lab_ns_exists "$LAB_NS_CLI" || _lab_ns_exists "$LAB_NS_GW" || _lab_ns_exists "$LAB_NS_SRV"; then
+        lab_log "lab already exists (prefix $LAB_PREFIX); tearing it down first"
+        lab_down
+    fi
+    lab_log "creating namespaces $LAB_NS_CLI $LAB_NS_GW $LAB_NS_SRV"
+    _lab_ns_setup "$LAB_NS_CLI" && _lab_ns_setup "$LAB_NS_GW" && _lab_ns_setup "$LAB_NS_SRV" || return 1
+
+    _lab_veth "$LAB_NS_CLI" "$LAB_CLI_IF" "$LAB_CLI_MAC" "$LAB_NS_GW" "$LAB_GW_IF_CLI" "$LAB_GW_CLI_MAC" || return 1
+    _lab_veth "$LAB_NS_SRV" "$LAB_SRV_IF" "$LAB_SRV_MAC" "$LAB_NS_GW" "$LAB_GW_IF_SRV" "$LAB_GW_SRV_MAC" || return 1
+
+    # Gateway: plain router, IPv4 + IPv6 forwarding, no firewall rules.
+    ip netns exec "$LAB_NS_GW" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 \
+        net.ipv6.conf.default.forwarding=1 >/dev/null || return 1
+
+    # Server: keep no TIME_WAIT sockets.  Otherwise, after vsftpd (dual-stack
+    # socket) made an active connection from port 20, pure-ftpd's next
+    # active connection (IPv4 socket) cannot bind port 20 for 60 s and comes
+    # from port 2 instead.  Only the server's own socket table is affected;
+    # packets on the wire are the same.
+    ip netns exec "$LAB_NS_SRV" sysctl -qw net.ipv4.tcp_max_tw_buckets=0 >/dev/null || return 1
+
+    _lab_if_setup "$LAB_NS_CLI" "$LAB_CLI_IF" &&
+        _lab_if_setup "$LAB_NS_GW" "$LAB_GW_IF_CLI" &&
+        _lab_if_setup "$LAB_NS_GW" "$LAB_GW_IF_SRV" &&
+        _lab_if_setup "$LAB_NS_SRV" "$LAB_SRV_IF" || return 1
+
+    local ipc=(_lab_t "$LAB_STEP_TIMEOUT" ip)
+    "${ipc[@]}" -n "$LAB_NS_CLI" addr add "$LAB_CLI_V4/24" dev "$LAB_CLI_IF" &&
+        "${ipc[@]}" -n "$LAB_NS_CLI" -6 addr add "$LAB_CLI_V6/64" dev "$LAB_CLI_IF" nodad &&
+        "${ipc[@]}" -n "$LAB_NS_CLI" route add default via "$LAB_GW_CLI_V4" &&
+        "${ipc[@]}" -n "$LAB_NS_CLI" -6 route add default via "$LAB_GW_CLI_V6" &&
+        "${ipc[@]}" -n "$LAB_NS_GW" addr add "$LAB_GW_CLI_V4/24" dev "$LAB_GW_IF_CLI" &&
+        "${ipc[@]}" -n "$LAB_NS_GW" -6 addr add "$LAB_GW_CLI_V6/64" dev "$LAB_GW_IF_CLI" nodad &&
+        "${ipc[@]}" -n "$LAB_NS_GW" addr add "$LAB_GW_SRV_V4/24" dev "$LAB_GW_IF_SRV" &&
+        "${ipc[@]}" -n "$LAB_NS_GW" -6 addr add "$LAB_GW_SRV_V6/64" dev "$LAB_GW_IF_SRV" nodad &&
+        "${ipc[@]}" -n "$LAB_NS_SRV" addr add "$LAB_SRV_V4/24" dev "$LAB_SRV_IF" &&
+        "${ipc[@]}" -n "$LAB_NS_SRV" -6 addr add "$LAB_SRV_V6/64" dev "$LAB_SRV_IF" nodad &&
+        "${ipc[@]}" -n "$LAB_NS_SRV" route add default via "$LAB_GW_SRV_V4" &&
+        "${ipc[@]}" -n "$LAB_NS_SRV" -6 route add default via "$LAB_GW_SRV_V6" || return 1
+
+    # Link-local addresses come up without DAD, but the veth carrier may
+    # need a moment: wait until the client reaches the server both ways.
+    _lab_wait_for 10 lab_cli ping -c1 -W1 -n "$LAB_SRV_V4" || { lab_log "no IPv4 path cli->srv"; return 1; }
+    _lab_wait_for 10 lab_cli ping -6 -c1 -W1 -n "$LAB_SRV_V6" || { lab_log "no IPv6 path cli->srv"; return 1; }
+
+    lab_make_content || return 1
+    lab_log "lab is up"
+}
+
+# FTP root: pub/ holds the deterministic test files (read-only), upload/ is
+# writable by the FTP user.  Root itself is root-owned and not writable
+# (vsftpd refuses a writable chroot).
+lab_make_content() {
+    local owner f name size want got
+    owner="$(id -u "$LAB_FTP_USER"):$(id -g "$LAB_FTP_USER")" || return 1
+    mkdir -p "$LAB_FTP_ROOT/pub" "$LAB_FTP_ROOT/upload" || return 1
+    chmod 755 "$LAB_STATE_DIR" "$LAB_FTP_ROOT" "$LAB_FTP_ROOT/pub" && chmod 755 "$(dirname "$LAB_STATE_DIR")"
+    chown "$owner" "$LAB_FTP_ROOT/upload" && chmod 755 "$LAB_FTP_ROOT/upload" || return 1
+    for f in "${LAB_CONTENT_FILES[@]}"; do
+        name=${f%%:*} size=${f##*:}
+        "$LAB_SYS_PYTHON" -c 'import hashlib,sys; sys.stdout.buffer.write(hashlib.shake_256(("ftp-alg-lab:"+sys.argv[1]).encode()).digest(int(sys.argv[2])))' \
+            "$name" "$size" >"$LAB_FTP_ROOT/pub/$name" || return 1
+        want=$(lab_content_sha256 "$name") got=$(sha256sum <"$LAB_FTP_ROOT/pub/$name" | cut -d' ' -f1)
+        [[ $want == "$got" ]] || { lab_log "content $name: sha256 $got, expected $want"; return 1; }
+    done
+    echo "ftp-alg lab server" >"$LAB_FTP_ROOT/pub/README.txt"
+    chmod 644 "$LAB_FTP_ROOT"/pub/*
+}
+
+lab_down() {
+    lab_stop_server 2>/dev/null
+    local ns pids
+    for ns in "$LAB_NS_CLI" "$LAB_NS_GW" "$LAB_NS_SRV"; do
+        if _lab_ns_exists "$ns"; then
+            # Anything still running inside the namespace was started by the
+            # lab (servers, tcpdump, clients): end it by pid.
+            pids=$(ip netns pids "$ns" 2>/dev/null) || true
+            if [[ -n $pids ]]; then
+                # shellcheck disable=SC2086
+                kill $pids 2>/dev/null || true
+                sleep 0.3
+                pids=$(ip netns pids "$ns" 2>/dev/null) || true
+                # shellcheck disable=SC2086
+                [[ -z $pids ]] || kill -9 $pids 2>/dev/null || true
+            fi
+            _lab_t "$LAB_STEP_TIMEOUT" ip netns del "$ns" || lab_log "warning: could not delete $ns"
+        fi
+        rm -rf "/etc/netns/$ns"
+    done
+    rm -rf "$LAB_STATE_DIR"
+    # Parent directories, only if no other lab uses them.
+    rmdir "$(dirname "$LAB_STATE_DIR")" /etc/netns 2>/dev/null || true
+    return 0
+}
+
+# ----------------------------------------------------------------- capture
+LAB_CAPTURE_PID=
+
+# lab_capture_start FILE [IFACE]: tcpdump (full snaplen, packet-buffered) on
+# a gateway interface, default the client side (veth-cli).  Returns once
+# tcpdump is listening.  At most one capture at a time.
+lab_capture_start() {
+    local file=$1 ifc=${2:-$LAB_GW_IF_CLI}
+    mkdir -p "$LAB_STATE_DIR" || return 1
+    : >"$LAB_STATE_DIR/tcpdump.err"
+    timeout --kill-after=5 "${LAB_CAPTURE_TIMEOUT:-300}" ip netns exec "$LAB_NS_GW" \
+        tcpdump -i "$ifc" -s 0 -U -n -Z root -w "$file" 2>"$LAB_STATE_DIR/tcpdump.err" </dev/null &
+    LAB_CAPTURE_PID=$!
+    if ! _lab_wait_for 10 grep -q "listening on" "$LAB_STATE_DIR/tcpdump.err"; then
+        cat "$LAB_STATE_DIR/tcpdump.err" >&2
+        lab_capture_stop
+        return 1
+    fi
+}
+
+# lab_capture_stop: wait a second for the last FIN/ACKs, stop tcpdump, wait
+# for it to flush.  Prints tcpdump's counters; fails if it dropped packets.
+lab_capture_stop() {
+    [[ -n $LAB_CAPTURE_PID ]] || return 0
+    sleep 1
+    kill -INT "$LAB_CAPTURE_PID" 2>/dev/null || true
+    wait "$LAB_CAPTURE_PID" 2>/dev/null || true
+    LAB_CAPTURE_PID=
+    grep -E "packets (captured|dropped)" "$LAB_STATE_DIR/tcpdump.err" | tr '\n' ' ' >&2 || true
+    echo >&2
+    grep -qE "^0 packets dropped by kernel" "$LAB_STATE_DIR/tcpdump.err" || {
+        lab_log "tcpdump dropped packets or did not report"
+        return 1
+    }
+}
+
+# ----------------------------------------------------------------- servers
+LAB_SERVER_PIDFILE="$LAB_STATE_DIR/server.pid"
+LAB_SERVER_NAMEFILE="$LAB_STATE_DIR/server.name"
+
+# Generates a config for the named server into a fresh temp dir and starts
+# it in the server namespace on port 21 (IPv4 and IPv6), passive ports
+# LAB_PASV_MIN..LAB_PASV_MAX, account LAB_FTP_USER/LAB_FTP_PASS with the
+# FTP root LAB_FTP_ROOT (download from /pub, upload into /upload).
+# Sets LAB_SERVER_CONF_DIR (configs and logs) and LAB_SERVER_PID.
+lab_start_server() {
+    local name=$1 dir uid gid
+    [[ -d $LAB_FTP_ROOT/pub ]] || { lab_log "lab is not up"; return 1; }
+    lab_stop_server
+    dir=$(mktemp -d "$LAB_STATE_DIR/$name.XXXXXX") || return 1
+    chmod 755 "$dir"
+    uid=$(id -u "$LAB_FTP_USER") gid=$(id -g "$LAB_FTP_USER") || return 1
+    local cmd=()
+    case "$name" in
+    vsftpd)
+        mkdir -p "$dir/empty" && chmod 555 "$dir/empty"
+        sed -e "s|@ROOT@|$LAB_FTP_ROOT|g" -e "s|@DIR@|$dir|g" \
+            -e "s|@PASV_MIN@|$LAB_PASV_MIN|g" -e "s|@PASV_MAX@|$LAB_PASV_MAX|g" \
+            -e "s|@USER@|$LAB_FTP_USER|g" \
+            "$LAB_DIR/conf/vsftpd.conf.in" >"$dir/vsftpd.conf" || return 1
+        cmd=(/usr/sbin/vsftpd "$dir/vsftpd.conf")
+        ;;
+    proftpd)
+        sed -e "s|@ROOT@|$LAB_FTP_ROOT|g" -e "s|@DIR@|$dir|g" \
+            -e "s|@PASV_MIN@|$LAB_PASV_MIN|g" -e "s|@PASV_MAX@|$LAB_PASV_MAX|g" \
+            -e "s|@USER@|$LAB_FTP_USER|g" \
+            "$LAB_DIR/conf/proftpd.conf.in" >"$dir/proftpd.conf" || return 1
+        cmd=(env "LD_LIBRARY_PATH=$LAB_PKG_LIBS" "$LAB_PROFTPD" --nodaemon -c "$dir/proftpd.conf")
+        ;;
+    pureftpd)
+        # Virtual user, written directly: pure-pw would hash with argon2id
+        # at a cost that makes every login take ~3.5 s; pure-ftpd accepts
+        # any crypt(3) hash, so use SHA-512-crypt.
+        local hash
+        hash=$(openssl passwd -6 -salt ftpalglab "$LAB_FTP_PASS") || return 1
+        printf '%s:%s:%s:%s::%s/./::::::::::::\n' "$LAB_FTP_USER" "$hash" "$uid" "$gid" "$LAB_FTP_ROOT" \
+            >"$dir/pureftpd.passwd" || return 1
+        LD_LIBRARY_PATH=$LAB_PKG_LIBS _lab_t 10 "$LAB_PUREPW" mkdb "$dir/pureftpd.pdb" \
+            -f "$dir/pureftpd.passwd" || return 1
+        # -l puredb: virtual user (chrooted to its home); -E: no anonymous;
+        # -H: no DNS; -p: passive range; -f none: no syslog; -O: xfer log.
+        cmd=(env "LD_LIBRARY_PATH=$LAB_PKG_LIBS" "$LAB_PUREFTPD" -l "puredb:$dir/pureftpd.pdb" -E -H
+             -p "$LAB_PASV_MIN:$LAB_PASV_MAX" -f none -O "clf:$dir/xfer.log" -c 20 -C 20)
+        ;;
+    pyftpdlib)
+        cmd=("$LAB_SYS_PYTHON" "$LAB_DIR/pyftpdlib_server.py" --root "$LAB_FTP_ROOT" --user "$LAB_FTP_USER"
+             --password "$LAB_FTP_PASS" --port "$LAB_FTP_PORT" --passive "$LAB_PASV_MIN-$LAB_PASV_MAX")
+        ;;
+    *)
+        lab_log "unknown server '$name' (vsftpd|proftpd|pureftpd|pyftpdlib)"
+        return 1
+        ;;
+    esac
+    # shellcheck disable=SC2034  # for callers: configs and logs of the server
+    LAB_SERVER_CONF_DIR=$dir
+    # shellcheck disable=SC2046
+    timeout --kill-after=5 "$LAB_SERVER_TIMEOUT" ip netns exec "$LAB_NS_SRV" $(_lab_pin) "${cmd[@]}" \
+        >"$dir/stdout.log" 2>"$dir/stderr.log" </dev/null &
+    LAB_SERVER_PID=$!
+    echo "$LAB_SERVER_PID" >"$LAB_SERVER_PIDFILE"
+    echo "$name" >"$LAB_SERVER_NAMEFILE"
+    if ! _lab_wait_for 15 _lab_server_listening; then
+        lab_log "$name did not start listening on [::]:$LAB_FTP_PORT / 0.0.0.0:$LAB_FTP_PORT; logs in $dir:"
+        tail -n 20 "$dir"/*.log >&2 2>/dev/null
+        lab_stop_server
+        return 1
+    fi
+    lab_log "$name running (pid $LAB_SERVER_PID, config in $dir)"
+}
+
+# True when something in the server namespace accepts TCP on port 21 over
+# both IPv4 and IPv6 (a dual-stack [::] socket counts for both).
+_lab_server_listening() {
+    kill -0 "$LAB_SERVER_PID" 2>/dev/null || return 1
+    local l
+    l=$(ip netns exec "$LAB_NS_SRV" ss -Hltn "sport = :$LAB_FTP_PORT") || return 1
+    [[ -n $l ]] || return 1
+    # Probe both families with bash's /dev/tcp from the server namespace.
+    _lab_t 3 ip netns exec "$LAB_NS_SRV" bash -c "exec 3<>/dev/tcp/$LAB_SRV_V4/$LAB_FTP_PORT" &&
+        _lab_t 3 ip netns exec "$LAB_NS_SRV" bash -c "exec 3<>/dev/tcp/$LAB_SRV_V6/$LAB_FTP_PORT"
+}
+
+_lab_pid_gone() { ! kill -0 "$1" 2>/dev/null; }
+
+lab_stop_server() {
+    local pid=
+    [[ -r $LAB_SERVER_PIDFILE ]] && pid=$(cat "$LAB_SERVER_PIDFILE")
+    if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+        # pid is the `timeout` wrapper: it forwards TERM to the server.
+        kill -TERM "$pid" 2>/dev/null || true
+        _lab_wait_for 5 _lab_pid_gone "$pid" || true
+        kill -0 "$pid" 2>/dev/null && { kill -KILL "$pid" 2>/dev/null || true; }
+        wait "$pid" 2>/dev/null || true
+    fi
+    # Server children (session processes) that survived their master.
+    if _lab_ns_exists "$LAB_NS_SRV"; then
+        local pids
+        pids=$(ip netns pids "$LAB_NS_SRV" 2>/dev/null) || true
+        # shellcheck disable=SC2086
+        [[ -z $pids ]] || { kill $pids 2>/dev/null || true; sleep 0.2; }
+    fi
+    rm -f "$LAB_SERVER_PIDFILE" "$LAB_SERVER_NAMEFILE"
+    LAB_SERVER_PID=
+    return 0
+}
