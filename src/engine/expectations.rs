@@ -16,6 +16,7 @@ use crate::expect::Added;
 use crate::expect::Expectation;
 use crate::expect::Revocation;
 use crate::flow::Direction;
+use crate::flow::FlowId;
 use crate::flow::FlowKey;
 use crate::ftp::Event;
 use crate::ftp::Trigger;
@@ -49,42 +50,53 @@ impl Engine {
             });
         }
         for event in events {
-            match event {
-                Event::Announce {
-                    id: announcement,
-                    trigger,
-                    announced,
-                    ..
-                } => {
-                    self.announce(key, (id, announcement), trigger, announced);
-                }
-                Event::Cancel(announcement) => self.cancel(key, announcement),
-                Event::Encrypt => {
-                    self.stats.tls_control += 1;
-                    log::info!(
-                        "{control}: control channel encrypted (AUTH accepted); not parsed further"
-                    );
-                    self.note(Note::Encrypted { time: now, control });
-                }
-                Event::Malformed(trigger, error) => {
-                    self.stats.announcements += 1;
-                    self.refuse(key, trigger, None, Reason::Malformed(error));
-                }
-                Event::Poison(reason) => {
-                    self.stats.poisoned += 1;
-                    log::warn!("{control}: not FTP ({reason:?}); not parsed further");
-                    self.note(Note::Poisoned {
-                        time: now,
-                        control,
-                        reason,
-                    });
-                }
-                Event::Refuse(trigger, refusal) => {
-                    self.stats.announcements += 1;
-                    self.refuse(key, trigger, None, refusal.into());
-                }
-                Event::Reset => self.revoke_all(key, Revocation::Reset),
+            self.apply_event(key, id, event);
+        }
+    }
+
+    fn apply_event(&mut self, key: FlowKey, id: FlowId, event: Event) {
+        let Some(flow) = self.flows.get_mut(&key) else {
+            return;
+        };
+        let (control, now) = (*flow.control(), self.now);
+        match event {
+            Event::Announce {
+                id: announcement,
+                trigger,
+                announced,
+                ..
+            } => {
+                self.announce(key, (id, announcement), trigger, announced);
             }
+            Event::Cancel(announcement) => self.cancel(key, announcement),
+            Event::Encrypt => {
+                self.stats.tls_control += 1;
+                log::info!(
+                    "{control}: control channel encrypted (AUTH accepted); not parsed further"
+                );
+                self.note(Note::Encrypted { time: now, control });
+            }
+            Event::Malformed(trigger, error) => {
+                self.stats.announcements += 1;
+                self.refuse(key, trigger, None, Reason::Malformed(error));
+            }
+            Event::Poison(reason) => {
+                self.stats.poisoned += 1;
+                log::warn!(
+                    "{control}: not FTP ({}); not parsed further",
+                    reason.as_str()
+                );
+                self.note(Note::Poisoned {
+                    time: now,
+                    control,
+                    reason,
+                });
+            }
+            Event::Refuse(trigger, refusal) => {
+                self.stats.announcements += 1;
+                self.refuse(key, trigger, None, refusal.into());
+            }
+            Event::Reset => self.revoke_all(key, Revocation::Reset),
         }
     }
 
@@ -137,7 +149,7 @@ impl Engine {
     fn announce(
         &mut self,
         key: FlowKey,
-        origin: (crate::flow::FlowId, AnnouncementId),
+        origin: (FlowId, AnnouncementId),
         trigger: Trigger,
         announced: Announced,
     ) {

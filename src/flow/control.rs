@@ -134,16 +134,8 @@ impl ControlFlow {
 
     /// Skip holes that have waited too long, in both directions.
     pub fn handle_timeout(&mut self, now: Instant, out: &mut Outcome) {
-        for direction in [Direction::Original, Direction::Reply] {
-            let half = &mut self.halves[direction.index()];
-            if let Some(stream) = &mut half.stream {
-                if stream.handle_timeout(now, &mut half.framer) {
-                    out.gaps += 1;
-                    self.gap(direction);
-                    self.feed(direction, out);
-                }
-            }
-        }
+        self.skip_old_hole(now, Direction::Original, out);
+        self.skip_old_hole(now, Direction::Reply, out);
     }
 
     /// The connection's serial number.
@@ -297,13 +289,7 @@ impl ControlFlow {
             self.gap(direction);
         }
         self.feed(direction, out);
-        if let Some(stream) = &mut self.halves[direction.index()].stream {
-            if stream.handle_timeout(now, &mut self.halves[direction.index()].framer) {
-                out.gaps += 1;
-                self.gap(direction);
-                self.feed(direction, out);
-            }
-        }
+        self.skip_old_hole(now, direction, out);
     }
 
     /// Start a direction whose first byte was not announced by a SYN: it is framed only after
@@ -334,6 +320,19 @@ impl ControlFlow {
             TcpState::Closing
         };
         out.closed = self.state == TcpState::Closed;
+    }
+
+    /// Skip a hole in `direction` that later data has waited behind for too long.
+    fn skip_old_hole(&mut self, now: Instant, direction: Direction, out: &mut Outcome) {
+        let half = &mut self.halves[direction.index()];
+        let Some(stream) = &mut half.stream else {
+            return;
+        };
+        if stream.handle_timeout(now, &mut half.framer) {
+            out.gaps += 1;
+            self.gap(direction);
+            self.feed(direction, out);
+        }
     }
 
     fn gap(&mut self, direction: Direction) {

@@ -306,26 +306,32 @@ fn text_action(action: &Action) -> String {
                 r.reason.as_str()
             )
         }
-        Action::Note(Note::Conflict {
+        Action::Note(note) => text_note(note),
+    }
+}
+
+fn text_note(note: &Note) -> String {
+    match note {
+        Note::Conflict {
             time,
             control,
             direction,
-        }) => format!(
+        } => format!(
             "{} conflict {control}: retransmitted bytes differ ({}); first copy kept",
             clock(*time),
             direction_name(*direction)
         ),
-        Action::Note(Note::Encrypted { time, control }) => {
+        Note::Encrypted { time, control } => {
             format!(
                 "{} tls      {control}: control channel encrypted; not parsed further",
                 clock(*time)
             )
         }
-        Action::Note(Note::Poisoned {
+        Note::Poisoned {
             time,
             control,
             reason,
-        }) => {
+        } => {
             format!(
                 "{} poisoned {control}: {}; not parsed further",
                 clock(*time),

@@ -1,0 +1,224 @@
+//! The server side of a [`Session`]: reply lines assembled into replies (multi-line ones
+//! included, RFC 959 §4.2), the greeting, and what each reply answers.
+
+use super::Announced;
+use super::Error;
+use super::Event;
+use super::Pending;
+use super::Poison;
+use super::Refusal;
+use super::ReplyCode;
+use super::Session;
+use super::State;
+use super::Trigger;
+use super::reply;
+use crate::stream::lines::Line;
+
+/// A multi-line reply in progress: its code, and the lines kept if it may carry an endpoint.
+#[derive(Debug, Clone)]
+pub(super) struct Multi {
+    code: ReplyCode,
+    lines: Vec<(Vec<u8>, (u64, u64))>,
+}
+
+/// A complete reply: its code and the text of its lines (final line first).
+struct Reply<'a> {
+    code: ReplyCode,
+    texts: Vec<&'a [u8]>,
+    raw: (u64, u64),
+    overlong: bool,
+}
+
+impl Session {
+    /// One server line, outside the encrypted and poisoned states.
+    pub(super) fn server_line(&mut self, line: Line<'_>, events: &mut Vec<Event>) {
+        let parsed = reply::parse_line(line.text);
+        if self.multi.is_some() {
+            self.continue_multi(parsed, line, events);
+            return;
+        }
+        match parsed {
+            None if self.state == State::AwaitGreeting => self.poison(Poison::ServerNotFtp, events),
+            None => {}
+            Some(first) if first.continues => {
+                let mut multi = Multi {
+                    code: first.code,
+                    lines: Vec::new(),
+                };
+                multi.keep(
+                    Line {
+                        text: first.text,
+                        ..line
+                    },
+                    self.limits.max_reply_lines,
+                );
+                self.multi = Some(multi);
+            }
+            Some(last) => {
+                let reply = Reply {
+                    code: last.code,
+                    texts: vec![last.text],
+                    raw: line.raw,
+                    overlong: line.overlong,
+                };
+                self.reply(reply, events);
+            }
+        }
+    }
+
+    /// A line inside a multi-line reply: only the same code followed by a space ends it.
+    fn continue_multi(
+        &mut self,
+        parsed: Option<reply::Line<'_>>,
+        line: Line<'_>,
+        events: &mut Vec<Event>,
+    ) {
+        let Some(multi) = &mut self.multi else { return };
+        let last = match parsed {
+            Some(last) if last.code == multi.code && !last.continues => last,
+            _ => return multi.keep(line, self.limits.max_reply_lines),
+        };
+        let kept = std::mem::take(&mut multi.lines);
+        self.multi = None;
+        let mut texts = vec![last.text];
+        texts.extend(kept.iter().map(|(text, _)| text.as_slice()));
+        let raw = kept
+            .first()
+            .map_or(line.raw, |(_, raw)| (raw.0, line.raw.1));
+        self.reply(
+            Reply {
+                code: last.code,
+                texts,
+                raw,
+                overlong: line.overlong,
+            },
+            events,
+        );
+    }
+
+    fn reply(&mut self, reply: Reply<'_>, events: &mut Vec<Event>) {
+        match self.state {
+            State::AwaitGreeting => self.greeting(reply.code, events),
+            State::Open => self.answer(reply, events),
+            State::Closed | State::Encrypted | State::Poisoned => {}
+        }
+    }
+
+    fn greeting(&mut self, code: ReplyCode, events: &mut Vec<Event>) {
+        match code {
+            ReplyCode::SERVICE_READY_SOON => {}
+            ReplyCode::SERVICE_READY => {
+                self.state = State::Open;
+                self.release_held(events);
+            }
+            ReplyCode::NOT_AVAILABLE => self.state = State::Closed,
+            _ => self.poison(Poison::ServerNotFtp, events),
+        }
+    }
+
+    fn answer(&mut self, reply: Reply<'_>, events: &mut Vec<Event>) {
+        if reply.code.is_preliminary() {
+            return;
+        }
+        if let Some(trigger) = passive_trigger(reply.code) {
+            self.passive_reply(trigger, reply, events);
+            return;
+        }
+        let Some(command) = self.pending.pop_front() else {
+            self.lost = self.lost.saturating_sub(1);
+            return;
+        };
+        match command {
+            Pending::Active(id) if reply.code.is_negative() => events.push(Event::Cancel(id)),
+            Pending::Auth if reply.code == ReplyCode::AUTH_OK => {
+                self.state = State::Encrypted;
+                self.held.clear();
+                events.push(Event::Encrypt);
+            }
+            Pending::Auth => self.release_held(events),
+            Pending::EpsvAll if reply.code.is_completion() => self.epsv_all = true,
+            Pending::Rein if reply.code == ReplyCode::SERVICE_READY => {
+                self.epsv_all = false;
+                events.push(Event::Reset);
+            }
+            Pending::Quit if reply.code == ReplyCode::CLOSING => events.push(Event::Reset),
+            _ => {}
+        }
+    }
+
+    fn passive_reply(&mut self, trigger: Trigger, reply: Reply<'_>, events: &mut Vec<Event>) {
+        let forbidden = match self
+            .pending
+            .iter()
+            .position(|p| matches!(p, Pending::Passive { .. }))
+        {
+            Some(index) => match self.pending.drain(..=index).next_back() {
+                Some(Pending::Passive { forbidden }) => forbidden,
+                _ => false,
+            },
+            None if self.lost > 0 => {
+                self.lost -= 1;
+                self.epsv_all && trigger != Trigger::Reply229
+            }
+            None => {
+                events.push(Event::Refuse(trigger, Refusal::Unsolicited));
+                return;
+            }
+        };
+        if forbidden {
+            events.push(Event::Refuse(trigger, Refusal::EpsvAll));
+            return;
+        }
+        match parse_passive(trigger, &reply) {
+            Ok(announced) => {
+                let id = self.next_announcement();
+                events.push(Event::Announce {
+                    id,
+                    trigger,
+                    announced,
+                    line: reply.raw,
+                });
+            }
+            Err(error) => events.push(Event::Malformed(trigger, error)),
+        }
+    }
+}
+
+impl Multi {
+    /// Keep a line's text if this reply may carry an endpoint, up to `max` lines.
+    fn keep(&mut self, line: Line<'_>, max: usize) {
+        if passive_trigger(self.code).is_some() && self.lines.len() < max {
+            self.lines.push((line.text.to_vec(), line.raw));
+        }
+    }
+}
+
+fn passive_trigger(code: ReplyCode) -> Option<Trigger> {
+    match code {
+        ReplyCode::PASSIVE => Some(Trigger::Reply227),
+        ReplyCode::LONG_PASSIVE => Some(Trigger::Reply228),
+        ReplyCode::EXTENDED_PASSIVE => Some(Trigger::Reply229),
+        _ => None,
+    }
+}
+
+/// The endpoint of a passive reply: the final line is searched first, then the earlier lines
+/// of a multi-line reply in order.
+fn parse_passive(trigger: Trigger, reply: &Reply<'_>) -> Result<Announced, Error> {
+    if reply.overlong && reply.texts.len() == 1 {
+        return Err(Error::Overlong);
+    }
+    let mut first_error = None;
+    for text in &reply.texts {
+        let parsed = match trigger {
+            Trigger::Reply229 => reply::extended_passive_229(text).map(Announced::Port),
+            Trigger::Reply228 => reply::long_passive_228(text).map(Announced::Endpoint),
+            _ => reply::passive_227(text).map(Announced::Endpoint),
+        };
+        match parsed {
+            Ok(announced) => return Ok(announced),
+            Err(e) => first_error = first_error.or(Some(e)),
+        }
+    }
+    Err(first_error.unwrap_or(Error::Malformed("address")))
+}
