@@ -232,15 +232,9 @@ impl ControlFlow {
     }
 
     fn handle_ack(&mut self, direction: Direction, ack: SeqNumber, out: &mut Outcome) {
-        let half = &mut self.halves[direction.index()];
-        let Some(stream) = &mut half.stream else {
-            return;
-        };
-        if stream.handle_ack(ack, &mut half.framer) {
-            out.gaps += 1;
-            self.gap(direction);
-            self.feed(direction, out);
-        }
+        self.stream_step(direction, out, |stream, framer| {
+            stream.handle_ack(ack, framer)
+        });
     }
 
     fn handle_payload(
@@ -324,11 +318,24 @@ impl ControlFlow {
 
     /// Skip a hole in `direction` that later data has waited behind for too long.
     fn skip_old_hole(&mut self, now: Instant, direction: Direction, out: &mut Outcome) {
+        self.stream_step(direction, out, |stream, framer| {
+            stream.handle_timeout(now, framer)
+        });
+    }
+
+    /// Run `step` on `direction`'s stream; if it declared a gap, tell the session and hand
+    /// it the lines that followed.
+    fn stream_step(
+        &mut self,
+        direction: Direction,
+        out: &mut Outcome,
+        step: impl FnOnce(&mut Stream, &mut Framer) -> bool,
+    ) {
         let half = &mut self.halves[direction.index()];
         let Some(stream) = &mut half.stream else {
             return;
         };
-        if stream.handle_timeout(now, &mut half.framer) {
+        if step(stream, &mut half.framer) {
             out.gaps += 1;
             self.gap(direction);
             self.feed(direction, out);

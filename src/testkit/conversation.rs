@@ -148,53 +148,31 @@ impl Conversation {
 
     /// `side` sends a bare ACK.
     pub fn ack(&mut self, side: Side) -> &mut Self {
-        let (from, to) = self.pair(side);
-        let bytes = tcp(
-            self.ends[from],
-            self.ends[to],
-            self.next[from],
-            Some(self.next[to]),
-            Flags::default(),
-            b"",
-        );
-        self.emit(bytes)
+        self.bare(side, Flags::default(), 0)
     }
 
     /// `side` sends a FIN.
     pub fn fin(&mut self, side: Side) -> &mut Self {
-        let (from, to) = self.pair(side);
-        let flags = Flags {
-            fin: true,
-            ..Flags::default()
-        };
-        let bytes = tcp(
-            self.ends[from],
-            self.ends[to],
-            self.next[from],
-            Some(self.next[to]),
-            flags,
-            b"",
-        );
-        self.next[from] = self.next[from].wrapping_add(1);
-        self.emit(bytes)
+        self.bare(
+            side,
+            Flags {
+                fin: true,
+                ..Flags::default()
+            },
+            1,
+        )
     }
 
     /// `side` sends a RST at its next sequence number.
     pub fn rst(&mut self, side: Side) -> &mut Self {
-        let (from, to) = self.pair(side);
-        let flags = Flags {
-            rst: true,
-            ..Flags::default()
-        };
-        let bytes = tcp(
-            self.ends[from],
-            self.ends[to],
-            self.next[from],
-            Some(self.next[to]),
-            flags,
-            b"",
-        );
-        self.emit(bytes)
+        self.bare(
+            side,
+            Flags {
+                rst: true,
+                ..Flags::default()
+            },
+            0,
+        )
     }
 
     /// Record an arbitrary datagram at the current time.
@@ -231,6 +209,21 @@ impl Conversation {
     /// Take the packets recorded so far.
     pub fn take_packets(&mut self) -> Vec<Packet> {
         std::mem::take(&mut self.packets)
+    }
+
+    /// A segment without payload from `side`, which consumes `seq_used` sequence numbers.
+    fn bare(&mut self, side: Side, flags: Flags, seq_used: u32) -> &mut Self {
+        let (from, to) = self.pair(side);
+        let bytes = tcp(
+            self.ends[from],
+            self.ends[to],
+            self.next[from],
+            Some(self.next[to]),
+            flags,
+            b"",
+        );
+        self.next[from] = self.next[from].wrapping_add(seq_used);
+        self.emit(bytes)
     }
 
     fn pair(&self, side: Side) -> (usize, usize) {
