@@ -64,6 +64,8 @@ pub enum Revocation {
     Reset,
     /// Newer expectations of the same control connection pushed it out.
     Superseded,
+    /// A transfer announced after it completed: its data connection has come and gone.
+    TransferDone,
 }
 
 /// The expectations of one control connection, oldest first, bounded.
@@ -108,6 +110,13 @@ impl Pending {
         self.list.remove(index)
     }
 
+    /// Remove every expectation set up by a command sent before command `id`.
+    pub fn remove_before(&mut self, id: AnnouncementId) -> Vec<Expectation> {
+        let (spent, kept): (Vec<_>, Vec<_>) = self.list.drain(..).partition(|e| e.origin.1 < id);
+        self.list = kept.into();
+        spent
+    }
+
     /// Remove the expectation for `key`, if pending.
     pub fn remove_key(&mut self, key: &DataKey) -> Option<Expectation> {
         let index = self.list.iter().position(|e| e.key == *key)?;
@@ -146,6 +155,7 @@ impl Revocation {
             Self::ControlClosed => "control-closed",
             Self::Reset => "reset",
             Self::Superseded => "superseded",
+            Self::TransferDone => "transfer-done",
         }
     }
 }
@@ -217,6 +227,20 @@ mod tests {
         );
         assert!(p.remove_announcement(AnnouncementId(2)).is_some());
         assert!(p.is_empty());
+    }
+
+    #[test]
+    fn a_completed_transfer_spends_what_was_announced_before_it() {
+        let mut p = Pending::default();
+        p.add(expectation(5000, 1, 0), 4);
+        p.add(expectation(5001, 3, 0), 4);
+        p.add(expectation(5002, 4, 0), 4);
+        let spent = p.remove_before(AnnouncementId(4));
+        assert_eq!(
+            spent.iter().map(|e| e.key.dport.get()).collect::<Vec<_>>(),
+            vec![5000, 5001]
+        );
+        assert_eq!(p.len(), 1);
     }
 
     #[test]

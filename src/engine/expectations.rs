@@ -97,6 +97,11 @@ impl Engine {
                 self.refuse(key, trigger, None, refusal.into());
             }
             Event::Reset => self.revoke_all(key, Revocation::Reset),
+            Event::Transferred(transfer) => {
+                for spent in flow.expectations.remove_before(transfer) {
+                    self.revoke(key, spent, Revocation::TransferDone);
+                }
+            }
         }
     }
 

@@ -524,3 +524,25 @@ fn ipv6_epsv_and_eprt() {
         ]
     );
 }
+
+#[test]
+fn a_completed_transfer_revokes_what_it_used_and_a_failed_one_does_not() {
+    let mut c = logged_in();
+    c.send(Client, b"PASV\r\n")
+        .send(Server, b"227 (203,0,113,2,195,80)\r\n");
+    c.send(Client, b"RETR f\r\n")
+        .send(Server, b"150 ok\r\n")
+        .send(Server, b"226 done\r\n");
+    c.send(Client, b"PASV\r\n")
+        .send(Server, b"227 (203,0,113,2,195,81)\r\n");
+    c.send(Client, b"RETR missing\r\n")
+        .send(Server, b"550 no such file\r\n");
+    assert_eq!(
+        run(c.packets()),
+        vec![
+            "install tcp 198.51.100.2 -> 203.0.113.2:50000 227",
+            "remove tcp 198.51.100.2 -> 203.0.113.2:50000 transfer-done",
+            "install tcp 198.51.100.2 -> 203.0.113.2:50001 227",
+        ]
+    );
+}

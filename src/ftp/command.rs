@@ -26,7 +26,7 @@ pub enum Command {
     Ccc,
     /// EPSV ALL (RFC 2428 §4): from its acceptance on, only EPSV may set up data connections.
     EpsvAll,
-    /// Any other known FTP command, including the transfer commands.
+    /// Any other known FTP command.
     Other(Verb),
     /// PASV, EPSV (with or without a protocol number) or LPSV.
     Passive(Verb),
@@ -34,6 +34,9 @@ pub enum Command {
     Quit,
     /// REIN (RFC 959 §4.1.1): the session returns to its just-greeted state.
     Rein,
+    /// A command that transfers over a data connection: RETR, STOR, STOU, APPE (RFC 959
+    /// §4.1.3), LIST, NLST (RFC 959) and MLSD (RFC 3659 §7).
+    Transfer(Verb),
     /// A line whose verb is not an FTP command at all (or with no verb).
     Unknown,
 }
@@ -70,6 +73,9 @@ pub fn parse(line: &[u8]) -> Command {
         b"CCC\0" => Command::Ccc,
         b"REIN" => Command::Rein,
         b"QUIT" => Command::Quit,
+        b"RETR" | b"STOR" | b"STOU" | b"APPE" | b"LIST" | b"NLST" | b"MLSD" => {
+            Command::Transfer(verb)
+        }
         _ => Command::Other(verb),
     }
 }
@@ -317,7 +323,21 @@ mod tests {
         assert_eq!(parse(b"ccc"), Command::Ccc);
         assert_eq!(parse(b"REIN"), Command::Rein);
         assert_eq!(parse(b"QUIT"), Command::Quit);
-        assert!(matches!(parse(b"RETR file.txt"), Command::Other(v) if v.as_str() == "RETR"));
+        for transfer in [
+            "RETR file.txt",
+            "stor x",
+            "STOU",
+            "APPE y",
+            "LIST",
+            "NLST -l",
+            "MLSD /",
+        ] {
+            assert!(
+                matches!(parse(transfer.as_bytes()), Command::Transfer(_)),
+                "{transfer}"
+            );
+        }
+        assert!(matches!(parse(b"MLST x"), Command::Other(_)));
         assert!(matches!(parse(b"CWD /"), Command::Other(v) if v.as_str() == "CWD"));
     }
 

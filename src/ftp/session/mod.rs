@@ -33,7 +33,9 @@ use super::reply;
 use crate::stream::lines::Line;
 use replies::Multi;
 
-/// Identifies the command or reply that announced an endpoint, within one session.
+/// Identifies an announcement within one session: the index of the command that set up the
+/// data connection (the PORT/EPRT/LPRT itself, or the PASV/EPSV/LPSV a reply answers).
+/// Command indexes grow in the order the client sent them, pipelined or not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AnnouncementId(pub u64);
 
@@ -72,6 +74,9 @@ pub enum Event {
     Refuse(Trigger, Refusal),
     /// The session was reinitialised (REIN) or is closing (QUIT): announcements are void.
     Reset,
+    /// The transfer command with this index completed (2yz): its data connection came and
+    /// went, so every announcement set up by an earlier command is spent.
+    Transferred(AnnouncementId),
 }
 
 /// Why a session was poisoned.
@@ -159,9 +164,14 @@ enum Pending {
     Auth,
     EpsvAll,
     Other,
-    Passive { forbidden: bool },
+    Passive {
+        id: AnnouncementId,
+        forbidden: bool,
+    },
     Quit,
     Rein,
+    /// A transfer command, with its own index.
+    Transfer(AnnouncementId),
 }
 
 #[derive(Debug, Clone)]
@@ -286,13 +296,14 @@ impl Session {
     }
 
     fn command(&mut self, line: Line<'_>, events: &mut Vec<Event>) {
+        self.next_id += 1;
+        let id = AnnouncementId(self.next_id);
         let pending = match classify(line) {
             Command::Active(trigger, _) if self.epsv_all => {
                 events.push(Event::Refuse(trigger, Refusal::EpsvAll));
                 Pending::Other
             }
             Command::Active(trigger, endpoint) => {
-                let id = self.next_announcement();
                 let announced = Announced::Endpoint(endpoint);
                 events.push(Event::Announce {
                     id,
@@ -307,12 +318,14 @@ impl Session {
                 Pending::Other
             }
             Command::Passive(verb) => Pending::Passive {
+                id,
                 forbidden: self.epsv_all && verb.as_str() != "EPSV",
             },
             Command::Auth => Pending::Auth,
             Command::EpsvAll => Pending::EpsvAll,
             Command::Quit => Pending::Quit,
             Command::Rein => Pending::Rein,
+            Command::Transfer(_) => Pending::Transfer(id),
             Command::Ccc | Command::Other(_) | Command::Unknown => Pending::Other,
         };
         if self.pending.len() >= self.limits.max_pending {
@@ -328,11 +341,6 @@ impl Session {
         self.pending.clear();
         self.multi = None;
         events.push(Event::Poison(reason));
-    }
-
-    fn next_announcement(&mut self) -> AnnouncementId {
-        self.next_id += 1;
-        AnnouncementId(self.next_id)
     }
 }
 

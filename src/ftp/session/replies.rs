@@ -2,6 +2,7 @@
 //! included, RFC 959 §4.2), the greeting, and what each reply answers.
 
 use super::Announced;
+use super::AnnouncementId;
 use super::Error;
 use super::Event;
 use super::Pending;
@@ -142,23 +143,30 @@ impl Session {
                 events.push(Event::Reset);
             }
             Pending::Quit if reply.code == ReplyCode::CLOSING => events.push(Event::Reset),
+            Pending::Transfer(id) if reply.code.is_completion() => {
+                events.push(Event::Transferred(id))
+            }
             _ => {}
         }
     }
 
     fn passive_reply(&mut self, trigger: Trigger, reply: Reply<'_>, events: &mut Vec<Event>) {
-        let forbidden = match self
+        let (id, forbidden) = match self
             .pending
             .iter()
             .position(|p| matches!(p, Pending::Passive { .. }))
         {
             Some(index) => match self.pending.drain(..=index).next_back() {
-                Some(Pending::Passive { forbidden }) => forbidden,
-                _ => false,
+                Some(Pending::Passive { id, forbidden }) => (id, forbidden),
+                _ => return,
             },
+            // The command was missed (gap or pickup): it was sent before anything seen since.
             None if self.lost > 0 => {
                 self.lost -= 1;
-                self.epsv_all && trigger != Trigger::Reply229
+                (
+                    AnnouncementId(self.next_id),
+                    self.epsv_all && trigger != Trigger::Reply229,
+                )
             }
             None => {
                 events.push(Event::Refuse(trigger, Refusal::Unsolicited));
@@ -171,7 +179,6 @@ impl Session {
         }
         match parse_passive(trigger, &reply) {
             Ok(announced) => {
-                let id = self.next_announcement();
                 events.push(Event::Announce {
                     id,
                     trigger,

@@ -134,21 +134,68 @@ fn pipelined_commands_are_matched_in_order() {
         .client("PASV")
         .client("PORT 198,51,100,2,4,1")
         .client("PASV");
-    assert_eq!(s.announced(), vec!["PORT 198.51.100.2:1025"]);
+    let port = match s.take().as_slice() {
+        [
+            Event::Announce {
+                id,
+                trigger: Trigger::Port,
+                ..
+            },
+        ] => *id,
+        other => panic!("{other:?}"),
+    };
     s.server("200 Type set to I")
         .server("227 Entering Passive Mode (203,0,113,2,195,80)")
         .server("500 no")
         .server("227 Entering Passive Mode (203,0,113,2,195,81)");
     let events = s.take();
-    assert!(
-        matches!(events[1], Event::Cancel(AnnouncementId(1))),
-        "{events:?}"
+    let ids: Vec<u64> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Announce { id, .. } => Some(id.0),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        ids,
+        vec![port.0 - 1, port.0 + 1],
+        "each 227 carries the index of the PASV it answers"
     );
+    assert_eq!(events[1], Event::Cancel(port), "{events:?}");
     s.events = events;
     assert_eq!(
         s.announced(),
         vec!["227 203.0.113.2:50000", "227 203.0.113.2:50001"]
     );
+}
+
+#[test]
+fn completed_transfers_spend_what_earlier_commands_announced() {
+    let mut s = Script::greeted();
+    s.client("PASV")
+        .client("LIST")
+        .client("PASV")
+        .client("RETR f");
+    s.server("227 (203,0,113,2,195,80)")
+        .server("150 here")
+        .server("226 done");
+    let events = s.take();
+    let [Event::Announce { id: first, .. }, Event::Transferred(list)] = events.as_slice() else {
+        panic!("{events:?}")
+    };
+    assert!(first < list);
+    s.server("227 (203,0,113,2,195,81)")
+        .server("550 no such file");
+    let events = s.take();
+    let [Event::Announce { id: second, .. }] = events.as_slice() else {
+        panic!("{events:?}")
+    };
+    assert!(
+        second > list,
+        "the second PASV came after LIST: not spent by it"
+    );
+    s.client("STOR g").server("150 ok").server("226 stored");
+    assert!(matches!(s.take().as_slice(), [Event::Transferred(stor)] if stor > second));
 }
 
 #[test]
