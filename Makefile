@@ -24,6 +24,9 @@ demo: release
 
 test: deps lint
 	$(CARGO) test --locked --all-targets
+	@echo "== captures: project samples and the shared conformance set (skipped when absent)"
+	@$(CARGO) test -q --locked --test samples --test conformance -- --nocapture 2>&1 \
+		| grep -E 'SKIPPED|captures matched|\(truth [0-9]+\)' || true
 	@echo "== all tests passed"
 
 deps:
