@@ -64,45 +64,43 @@ fn replay_file<W: Write>(
         engine: Engine::new(config.clone()),
         model: SetModel::default(),
         last: None,
+        reporter,
+        summary,
     };
     let mut buf = Vec::new();
     loop {
         match reader.next_packet(&mut buf) {
-            Ok(Some(meta)) => {
-                summary.packets += 1;
-                match ip_datagram(meta.link, &buf) {
-                    Ok(ip) => replay.packet(meta.timestamp, ip, reporter, summary)?,
-                    Err(_) => summary.non_ip += 1,
-                }
-            }
+            Ok(Some(meta)) => replay.record(meta.timestamp, ip_datagram(meta.link, &buf).ok())?,
             Ok(None) => break,
             Err(error) => {
-                summary.file_errors += 1;
-                reporter.record(&Record::Error {
+                replay.summary.file_errors += 1;
+                replay.reporter.record(&Record::Error {
                     message: error.to_string(),
                 })?;
                 break;
             }
         }
     }
-    replay.finish(reporter, summary)
+    replay.finish()
 }
 
-/// The state of one file's replay.
-struct Replay {
+/// The state of one file's replay, and where it reports.
+struct Replay<'a, W: Write> {
     engine: Engine,
     model: SetModel,
     last: Option<Instant>,
+    reporter: &'a mut Reporter<W>,
+    summary: &'a mut Summary,
 }
 
-impl Replay {
-    fn packet<W: Write>(
-        &mut self,
-        now: Instant,
-        ip: &[u8],
-        reporter: &mut Reporter<W>,
-        summary: &mut Summary,
-    ) -> std::io::Result<()> {
+impl<W: Write> Replay<'_, W> {
+    /// One capture record: an IP datagram, or `None` for a frame that holds none.
+    fn record(&mut self, now: Instant, ip: Option<&[u8]>) -> std::io::Result<()> {
+        self.summary.packets += 1;
+        let Some(ip) = ip else {
+            self.summary.non_ip += 1;
+            return Ok(());
+        };
         let now = self.last.map_or(now, |last| last.max(now));
         self.last = Some(now);
         while self
@@ -111,38 +109,27 @@ impl Replay {
             .is_some_and(|deadline| deadline <= now)
         {
             self.engine.handle_timeout(now);
-            self.drain(now, reporter, summary)?;
+            self.drain(now)?;
         }
         let _verdict = self.engine.handle_packet(now, ip);
-        self.drain(now, reporter, summary)?;
-        self.judge_syn(now, ip, reporter, summary)
+        self.drain(now)?;
+        self.judge_syn(now, ip)
     }
 
     /// Carry out the engine's actions on the modelled set and report them.
-    fn drain<W: Write>(
-        &mut self,
-        now: Instant,
-        reporter: &mut Reporter<W>,
-        summary: &mut Summary,
-    ) -> std::io::Result<()> {
+    fn drain(&mut self, now: Instant) -> std::io::Result<()> {
         while let Some(action) = self.engine.poll_action() {
-            reporter.record(&Record::Action(&action))?;
+            self.reporter.record(&Record::Action(&action))?;
             if let Some(unused) = self.model.apply(now, &action) {
-                summary.unused += 1;
-                reporter.record(&Record::Unused(&unused))?;
+                self.summary.unused += 1;
+                self.reporter.record(&Record::Unused(&unused))?;
             }
         }
         Ok(())
     }
 
     /// A connection's first SYN (not to a control port): would the firewall admit it?
-    fn judge_syn<W: Write>(
-        &mut self,
-        now: Instant,
-        ip: &[u8],
-        reporter: &mut Reporter<W>,
-        summary: &mut Summary,
-    ) -> std::io::Result<()> {
+    fn judge_syn(&mut self, now: Instant, ip: &[u8]) -> std::io::Result<()> {
         let Ok(Datagram::Tcp(segment)) = wire::parse(ip) else {
             return Ok(());
         };
@@ -153,8 +140,8 @@ impl Replay {
         let (src, dst) = (segment.src(), segment.dst());
         match self.model.handle_syn(now, src, dst) {
             Judgement::Admit(expectation) => {
-                summary.admitted += 1;
-                reporter.record(&Record::Admit {
+                self.summary.admitted += 1;
+                self.reporter.record(&Record::Admit {
                     time: now,
                     src,
                     dst,
@@ -162,8 +149,8 @@ impl Replay {
                 })
             }
             Judgement::Deny(denial) => {
-                summary.denied += 1;
-                reporter.record(&Record::Deny {
+                self.summary.denied += 1;
+                self.reporter.record(&Record::Deny {
                     time: now,
                     src,
                     dst,
@@ -174,17 +161,14 @@ impl Replay {
         }
     }
 
-    fn finish<W: Write>(
-        mut self,
-        reporter: &mut Reporter<W>,
-        summary: &mut Summary,
-    ) -> std::io::Result<()> {
+    /// Report what the set still holds, and add the engine's counters to the totals.
+    fn finish(mut self) -> std::io::Result<()> {
         let end = self.last.unwrap_or_default();
         for unused in self.model.finish(end) {
-            summary.unused += 1;
-            reporter.record(&Record::Unused(&unused))?;
+            self.summary.unused += 1;
+            self.reporter.record(&Record::Unused(&unused))?;
         }
-        summary.engine.absorb(self.engine.stats());
+        self.summary.engine.absorb(self.engine.stats());
         Ok(())
     }
 }
