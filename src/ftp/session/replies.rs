@@ -117,6 +117,11 @@ impl Session {
         }
     }
 
+    /// A final reply after the greeting. Replies that revoke or restrict (a 4yz/5yz to
+    /// PORT, a 2yz to a transfer or to EPSV ALL) are acted on only while the queue is known
+    /// to line up with the server's replies: after commands were lost, such a reply could
+    /// belong to a command we never saw. Codes that answer one command only (234, 220, 221)
+    /// need no queue.
     fn answer(&mut self, reply: Reply<'_>, events: &mut Vec<Event>) {
         if reply.code.is_preliminary() {
             return;
@@ -125,28 +130,48 @@ impl Session {
             self.passive_reply(trigger, reply, events);
             return;
         }
-        let Some(command) = self.pending.pop_front() else {
+        let aligned = self.lost == 0;
+        let command = self.pending.pop_front();
+        if command.is_none() {
             self.lost = self.lost.saturating_sub(1);
+        }
+        if self.unique_answer(reply.code, events) {
             return;
-        };
+        }
         match command {
-            Pending::Active(id) if reply.code.is_negative() => events.push(Event::Cancel(id)),
-            Pending::Auth if reply.code == ReplyCode::AUTH_OK => {
+            Some(Pending::Auth) => self.release_held(events),
+            Some(Pending::Active(id)) if aligned && reply.code.is_negative() => {
+                events.push(Event::Cancel(id))
+            }
+            Some(Pending::EpsvAll) if aligned && reply.code.is_completion() => self.epsv_all = true,
+            Some(Pending::Transfer(id)) if aligned && reply.code.is_completion() => {
+                events.push(Event::Transferred(id));
+            }
+            _ => {}
+        }
+    }
+
+    /// Replies whose code answers one command only: 234 to AUTH (RFC 2228 §4; the channel is
+    /// TLS from here, RFC 4217 §4), 220 to REIN and 221 to QUIT (RFC 959 §5.4). Returns true
+    /// if the reply was one of those and was acted on completely.
+    fn unique_answer(&mut self, code: ReplyCode, events: &mut Vec<Event>) -> bool {
+        match code {
+            ReplyCode::AUTH_OK => {
                 self.state = State::Encrypted;
                 self.held.clear();
                 events.push(Event::Encrypt);
+                true
             }
-            Pending::Auth => self.release_held(events),
-            Pending::EpsvAll if reply.code.is_completion() => self.epsv_all = true,
-            Pending::Rein if reply.code == ReplyCode::SERVICE_READY => {
+            ReplyCode::SERVICE_READY => {
                 self.epsv_all = false;
                 events.push(Event::Reset);
+                true
             }
-            Pending::Quit if reply.code == ReplyCode::CLOSING => events.push(Event::Reset),
-            Pending::Transfer(id) if reply.code.is_completion() => {
-                events.push(Event::Transferred(id))
+            ReplyCode::CLOSING => {
+                events.push(Event::Reset);
+                true
             }
-            _ => {}
+            _ => false,
         }
     }
 

@@ -467,3 +467,44 @@ fn pipelining_depth_is_bounded() {
         "forgotten PASV counted as lost"
     );
 }
+
+#[test]
+fn after_lost_commands_revoking_replies_are_not_trusted() {
+    let mut s = Script::greeted();
+    s.client("PASV").server("227 (203,0,113,2,195,80)");
+    s.take();
+    s.session.handle_client_gap(); // say "TYPE I" was lost here
+    s.client("RETR f").client("PORT 198,51,100,2,195,81");
+    s.take();
+    // "200" answers the lost TYPE, but would pop RETR; "500" answers RETR, but would pop PORT.
+    s.server("200 Type set")
+        .server("500 no")
+        .server("200 PORT ok");
+    assert!(
+        s.take().is_empty(),
+        "no Transferred, no Cancel while misaligned"
+    );
+    s.server("226 late").server("221 bye");
+    assert_eq!(
+        s.take(),
+        vec![Event::Reset],
+        "221 needs no queue; the queue realigned meanwhile"
+    );
+    s.client("NOOP")
+        .server("200 ok")
+        .client("RETR g")
+        .server("226 done");
+    assert!(
+        matches!(s.take().as_slice(), [Event::Transferred(_)]),
+        "aligned again"
+    );
+}
+
+#[test]
+fn auth_answered_234_even_when_the_command_was_missed() {
+    let mut s = Script::greeted();
+    s.session.handle_client_gap();
+    s.server("234 AUTH TLS ok");
+    assert_eq!(s.take(), vec![Event::Encrypt]);
+    assert!(!s.session.is_parsing());
+}
