@@ -132,12 +132,6 @@ impl ControlFlow {
         }
     }
 
-    /// Skip holes that have waited too long, in both directions.
-    pub fn handle_timeout(&mut self, now: Instant, out: &mut Outcome) {
-        self.skip_old_hole(now, Direction::Original, out);
-        self.skip_old_hole(now, Direction::Reply, out);
-    }
-
     /// The connection's serial number.
     pub fn id(&self) -> FlowId {
         self.id
@@ -163,12 +157,14 @@ impl ControlFlow {
         }
     }
 
-    /// Bytes held for this connection (reassembly, partial and held lines).
+    /// Bytes held for this connection (reassembly, partial lines, lines held by the session).
     pub fn buffered(&self) -> usize {
-        self.halves
+        let halves: usize = self
+            .halves
             .iter()
             .map(|h| h.framer.buffered() + h.stream.as_ref().map_or(0, Stream::buffered))
-            .sum()
+            .sum();
+        halves + self.session.buffered()
     }
 
     /// Drop held out-of-order bytes under memory pressure; returns how many.

@@ -142,7 +142,6 @@ pub struct Session {
     pending: VecDeque<Pending>,
     lost: u32,
     held: Vec<HeldLine>,
-    held_bytes: usize,
     multi: Option<Multi>,
     epsv_all: bool,
     next_id: u64,
@@ -190,7 +189,6 @@ impl Session {
             pending: VecDeque::new(),
             lost: 0,
             held: Vec::new(),
-            held_bytes: 0,
             multi: None,
             epsv_all: false,
             next_id: 0,
@@ -252,6 +250,11 @@ impl Session {
         !matches!(self.state, State::Encrypted | State::Poisoned)
     }
 
+    /// Bytes of client lines held until the greeting or an AUTH answer.
+    pub fn buffered(&self) -> usize {
+        self.held.iter().map(|h| h.text.len()).sum()
+    }
+
     /// True once the server's greeting has been seen (or the session was picked up).
     pub fn is_greeted(&self) -> bool {
         !matches!(self.state, State::AwaitGreeting)
@@ -262,9 +265,8 @@ impl Session {
     }
 
     fn hold(&mut self, line: Line<'_>, events: &mut Vec<Event>) {
-        self.held_bytes += line.text.len();
         if self.held.len() >= self.limits.max_held_lines
-            || self.held_bytes > self.limits.max_held_bytes
+            || self.buffered() + line.text.len() > self.limits.max_held_bytes
         {
             self.poison(Poison::HeldOverflow, events);
             return;
@@ -279,11 +281,9 @@ impl Session {
 
     fn release_held(&mut self, events: &mut Vec<Event>) {
         let held = std::mem::take(&mut self.held);
-        self.held_bytes = 0;
         for (index, line) in held.iter().enumerate() {
             if self.awaits_auth() {
                 self.held.extend(held[index..].iter().cloned());
-                self.held_bytes = self.held.iter().map(|h| h.text.len()).sum();
                 return;
             }
             let view = Line {

@@ -508,3 +508,20 @@ fn auth_answered_234_even_when_the_command_was_missed() {
     assert_eq!(s.take(), vec![Event::Encrypt]);
     assert!(!s.session.is_parsing());
 }
+
+#[test]
+fn held_lines_are_counted_and_freed() {
+    let mut s = Script::new();
+    s.client("USER a").client("PASS b");
+    assert_eq!(s.session.buffered(), 12);
+    s.server("220 hi");
+    assert_eq!(s.session.buffered(), 0, "released at the greeting");
+    s.client("AUTH TLS").client("PBSZ 0");
+    assert_eq!(s.session.buffered(), 6);
+    s.server("234 go");
+    assert_eq!(
+        s.session.buffered(),
+        0,
+        "dropped when the channel turns to TLS"
+    );
+}
