@@ -120,7 +120,7 @@ impl Stream {
         }
         if end > self.delivered && offset <= self.delivered {
             let fresh = &payload[(self.delivered - offset) as usize..];
-            self.deliver(fresh, sink);
+            self.accept_in_order(fresh, &mut receipt, sink);
         } else if offset > self.delivered && !payload.is_empty() {
             self.hold(offset, payload, &mut receipt);
         }
@@ -211,6 +211,29 @@ impl Stream {
         self.delivered += bytes.len() as u64;
         self.remember(bytes);
         self.out_of_order.discard_before(self.delivered);
+    }
+
+    /// Deliver bytes that start at the next expected offset. Where they overlap bytes held
+    /// out of order, the held bytes are the first copy: they are delivered instead, and a
+    /// difference is a conflict.
+    fn accept_in_order(&mut self, mut fresh: &[u8], receipt: &mut Receipt, sink: &mut impl Sink) {
+        while !fresh.is_empty() {
+            if let Some(held) = self.out_of_order.pop_at(self.delivered) {
+                let overlap = held.len().min(fresh.len());
+                receipt.retransmitted = true;
+                receipt.conflict |= held[..overlap] != fresh[..overlap];
+                self.deliver(&held, sink);
+                fresh = &fresh[overlap..];
+                continue;
+            }
+            let before_held = self
+                .out_of_order
+                .first_offset()
+                .map_or(fresh.len(), |start| (start - self.delivered) as usize)
+                .min(fresh.len());
+            self.deliver(&fresh[..before_held], sink);
+            fresh = &fresh[before_held..];
+        }
     }
 
     fn hold(&mut self, offset: u64, payload: &[u8], receipt: &mut Receipt) {

@@ -86,6 +86,20 @@ fn conflicting_overlap_in_out_of_order_data() {
 }
 
 #[test]
+fn in_order_bytes_over_held_ones_keep_the_held_copy() {
+    let (mut s, mut r) = (stream(0), Record::default());
+    feed(&mut s, &mut r, 3, b"XYZ");
+    let receipt = feed(&mut s, &mut r, 0, b"abcDEFgh");
+    assert!(receipt.conflict && receipt.retransmitted);
+    assert_eq!(r.text, b"abcXYZgh");
+    let same = feed(&mut s, &mut r, 10, b"kl");
+    assert!(same.out_of_order);
+    let agreeing = feed(&mut s, &mut r, 8, b"ijkl");
+    assert!(!agreeing.conflict && agreeing.retransmitted);
+    assert_eq!(r.text, b"abcXYZghijkl");
+}
+
+#[test]
 fn sequence_wrap_around() {
     let (mut s, mut r) = (stream(u32::MAX - 3), Record::default());
     feed(&mut s, &mut r, u32::MAX - 3, b"PA");
@@ -207,5 +221,33 @@ proptest! {
             prop_assert!(!receipt.conflict && !receipt.unbuffered && !receipt.gap);
         }
         prop_assert_eq!(r.text, data);
+    }
+}
+
+proptest! {
+    /// Differential test against a model of "first copy wins": segments with arbitrary (even
+    /// contradictory) contents, in any order. The stream delivers the first copy of every byte
+    /// in order, and reports a conflict exactly when a segment disagrees with an earlier copy.
+    #[test]
+    fn first_copy_wins_against_a_model(
+        segments in prop::collection::vec((0usize..200, prop::collection::vec(0u8..2, 0..40)), 1..60),
+    ) {
+        let limits = Limits { max_out_of_order: 1 << 16, max_chunks: 1 << 10, ..Limits::default() };
+        let (mut s, mut r) = (Stream::new(SeqNumber(7), limits), Record::default());
+        let mut first: Vec<Option<u8>> = vec![None; 256];
+        for (offset, data) in &segments {
+            let mut conflict = false;
+            for (i, &b) in data.iter().enumerate() {
+                match first[offset + i] {
+                    Some(held) => conflict |= held != b,
+                    None => first[offset + i] = Some(b),
+                }
+            }
+            let seq = SeqNumber(7).add(*offset as u32);
+            let receipt = s.handle_segment(T0, seq, data, data.len() as u32, &mut r);
+            prop_assert_eq!(receipt.conflict, conflict, "segment at {} {:?}", offset, data);
+        }
+        let prefix: Vec<u8> = first.iter().map_while(|b| *b).collect();
+        prop_assert_eq!(r.text, prefix);
     }
 }
