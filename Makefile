@@ -30,7 +30,7 @@ test: deps lint
 	@echo "== all tests passed"
 
 deps:
-	./scripts/install-deps.sh
+	./.ci/install-deps.sh
 
 lint: check-fmt clippy lint-core
 
@@ -42,7 +42,7 @@ clippy:
 
 # The sans-IO rule: only src/io/, src/main.rs and src/cli.rs may touch the OS.
 lint-core:
-	./scripts/lint-core.sh
+	./.ci/lint-core.sh
 
 fmt:
 	$(CARGO) fmt --all
