@@ -172,25 +172,11 @@ impl fmt::Display for DataKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testkit::fixtures::passive_expectation;
 
     fn expectation(port: u16, id: u64, created: u64) -> Expectation {
-        let control = Control {
-            client: "198.51.100.2:40000".parse().unwrap(),
-            server: "203.0.113.2:21".parse().unwrap(),
-        };
-        Expectation {
-            key: DataKey {
-                src: control.client.ip(),
-                dst: control.server.ip(),
-                dport: NonZeroU16::new(port).unwrap(),
-            },
-            control,
-            trigger: Trigger::Reply227,
-            mode: Mode::Passive,
-            created: Instant::from_micros(created),
-            lifetime: Duration::from_micros(100),
-            origin: (FlowId(1), AnnouncementId(id)),
-        }
+        let created = Instant::from_micros(created);
+        passive_expectation(port, id, created, Duration::from_micros(100))
     }
 
     #[test]

@@ -227,17 +227,12 @@ impl Denial {
 
 #[cfg(test)]
 mod tests {
-    use std::num::NonZeroU16;
-
     use super::*;
     use crate::action::Refusal;
     use crate::action::Removal;
     use crate::expect::Revocation;
-    use crate::flow::Control;
-    use crate::flow::FlowId;
-    use crate::ftp::Mode;
     use crate::ftp::Trigger;
-    use crate::ftp::session::AnnouncementId;
+    use crate::testkit::fixtures::passive_expectation;
     use crate::time::Duration;
 
     const CLIENT: &str = "198.51.100.2:51000";
@@ -248,23 +243,7 @@ mod tests {
     }
 
     fn expectation(created: u64) -> Expectation {
-        let control = Control {
-            client: "198.51.100.2:40000".parse().unwrap(),
-            server: "203.0.113.2:21".parse().unwrap(),
-        };
-        Expectation {
-            key: DataKey {
-                src: control.client.ip(),
-                dst: control.server.ip(),
-                dport: NonZeroU16::new(50000).unwrap(),
-            },
-            control,
-            trigger: Trigger::Reply227,
-            mode: Mode::Passive,
-            created: at(created),
-            lifetime: Duration::from_secs(30),
-            origin: (FlowId(1), AnnouncementId(1)),
-        }
+        passive_expectation(50000, 1, at(created), Duration::from_secs(30))
     }
 
     fn syn(model: &mut SetModel, secs: u64, src: &str) -> Judgement {

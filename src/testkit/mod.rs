@@ -4,5 +4,6 @@
 //! integration tests, benches and the sample-capture generator.
 
 pub mod conversation;
+pub mod fixtures;
 pub mod pcap;
 pub mod samples;
