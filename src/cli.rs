@@ -12,7 +12,9 @@ use clap::ValueEnum;
 
 use crate::config::Config;
 use crate::config::Policy;
+use crate::config::Unjudged;
 use crate::io::report::Format;
+use crate::rules;
 use crate::time::Duration;
 
 /// ftp-alg: an FTP application-layer gateway for Linux firewalls.
@@ -30,14 +32,13 @@ pub enum Command {
     /// Replay pcap/pcapng captures through the engine and report every expectation and
     /// whether each data connection would have been admitted.
     Replay(ReplayArgs),
+    /// Print the firewall ruleset that pairs with `ftp-alg run` (or the kernel helper's).
+    Rules(RulesArgs),
 }
 
-/// `ftp-alg replay` options.
+/// Engine options shared by `replay` and `run`.
 #[derive(Debug, Args)]
-pub struct ReplayArgs {
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = FormatArg::Text)]
-    pub format: FormatArg,
+pub struct EngineArgs {
     /// Address policy: strict refuses PORT/EPRT naming another host than the client and
     /// 227/228 naming another host than the server; loose trusts the announced address.
     #[arg(long, value_enum, default_value_t = PolicyArg::Strict)]
@@ -55,17 +56,137 @@ pub struct ReplayArgs {
     /// Allow data ports below 1024.
     #[arg(long)]
     pub allow_privileged_ports: bool,
-    /// Do not track control connections whose SYN is not in the capture.
+    /// Do not track control connections whose SYN was not seen (no mid-stream pickup).
     #[arg(long)]
     pub no_pickup: bool,
     /// Ignore segments with a wrong TCP checksum (off by default: captures taken on a host
     /// with checksum offload carry wrong checksums on outgoing packets).
     #[arg(long)]
     pub verify_checksums: bool,
+}
+
+/// `ftp-alg replay` options.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = FormatArg::Text)]
+    pub format: FormatArg,
+    /// Engine options.
+    #[command(flatten)]
+    pub engine: EngineArgs,
     /// Capture files (pcap or pcapng).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
 }
+
+/// `ftp-alg run` options.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// NFQUEUE numbers to serve, one worker each: `0`, `0-3` or `0,2,5`.
+    #[arg(long = "queue", value_name = "QUEUES", default_value = "0", value_parser = parse_queues)]
+    pub queues: Queues,
+    /// Where expectations go: nftables sets, ipset sets, or nowhere (decide and log only).
+    #[arg(long, value_enum, default_value_t = BackendArg::Nft)]
+    pub backend: BackendArg,
+    /// nftables table (family inet) holding the expectation sets.
+    #[arg(long, value_name = "NAME", default_value = "ftpalg", value_parser = parse_name)]
+    pub table: String,
+    /// nftables IPv4 expectation set.
+    #[arg(long, value_name = "NAME", default_value = "expect4", value_parser = parse_name)]
+    pub set4: String,
+    /// nftables IPv6 expectation set.
+    #[arg(long, value_name = "NAME", default_value = "expect6", value_parser = parse_name)]
+    pub set6: String,
+    /// ipset IPv4 expectation set (hash:ip,port,ip).
+    #[arg(long, value_name = "NAME", default_value = "ftpalg-expect4", value_parser = parse_name)]
+    pub ipset4: String,
+    /// ipset IPv6 expectation set (hash:ip,port,ip, family inet6).
+    #[arg(long, value_name = "NAME", default_value = "ftpalg-expect6", value_parser = parse_name)]
+    pub ipset6: String,
+    /// Packets the kernel holds for a queue before it drops (or, with --fail-open, passes) them.
+    #[arg(long, value_name = "PACKETS", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
+    pub queue_maxlen: u32,
+    /// Bytes of each packet copied to the daemon (control packets must fit whole).
+    #[arg(long, value_name = "BYTES", default_value_t = 65535, value_parser = clap::value_parser!(u16).range(128..))]
+    pub copy_range: u16,
+    /// Socket receive buffer in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 4 << 20, value_parser = clap::value_parser!(u64).range(65_536..=(1 << 30)))]
+    pub rcvbuf: u64,
+    /// Let the kernel pass packets unexamined when the queue is full (they are then not read:
+    /// their announcements get no pinhole). Off: the kernel drops them and TCP retransmits.
+    #[arg(long)]
+    pub fail_open: bool,
+    /// The verdict for a packet whose expectation could not be installed.
+    #[arg(long, value_enum, value_name = "VERDICT", default_value_t = VerdictArg::Accept)]
+    pub on_install_error: VerdictArg,
+    /// The verdict for a packet that cannot be judged (not TCP, a fragment, truncated, or
+    /// beyond the buffer budget).
+    #[arg(long, value_enum, value_name = "VERDICT", default_value_t = VerdictArg::Accept)]
+    pub unjudged: VerdictArg,
+    /// Remove the expectations still open when the daemon stops (otherwise they time out).
+    #[arg(long)]
+    pub cleanup: bool,
+    /// Log the counters every SECS seconds (0: only on SIGUSR1 and at exit).
+    #[arg(long, value_name = "SECS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub stats_interval: u64,
+    /// Append logs to this file instead of stderr; SIGHUP reopens it (for logrotate).
+    #[arg(long, value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
+    /// Engine options.
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// `ftp-alg rules` options.
+#[derive(Debug, Args)]
+pub struct RulesArgs {
+    /// Which ruleset: for `run --backend nft`, for `run --backend ipset`, or the kernel's own
+    /// FTP helper (the baseline, no daemon).
+    #[arg(long, value_enum, default_value_t = RulesBackendArg::Nft)]
+    pub backend: RulesBackendArg,
+    /// How control packets reach the queue with the nft backend: the nft `queue` statement,
+    /// or iptables `NFQUEUE` for kernels without CONFIG_NFT_QUEUE.
+    #[arg(long, value_enum, default_value_t = QueueViaArg::Nft)]
+    pub queue_via: QueueViaArg,
+    /// The daemon's queues: `0` or a contiguous range `0-3` (balanced per connection).
+    #[arg(long = "queue", value_name = "QUEUES", default_value = "0", value_parser = parse_queues)]
+    pub queues: Queues,
+    /// Drop control packets while no daemon is bound, instead of passing them unexamined.
+    #[arg(long)]
+    pub no_bypass: bool,
+    /// nftables table (family inet).
+    #[arg(long, value_name = "NAME", default_value = "ftpalg", value_parser = parse_name)]
+    pub table: String,
+    /// nftables IPv4 expectation set.
+    #[arg(long, value_name = "NAME", default_value = "expect4", value_parser = parse_name)]
+    pub set4: String,
+    /// nftables IPv6 expectation set.
+    #[arg(long, value_name = "NAME", default_value = "expect6", value_parser = parse_name)]
+    pub set6: String,
+    /// ipset IPv4 expectation set.
+    #[arg(long, value_name = "NAME", default_value = "ftpalg-expect4", value_parser = parse_name)]
+    pub ipset4: String,
+    /// ipset IPv6 expectation set.
+    #[arg(long, value_name = "NAME", default_value = "ftpalg-expect6", value_parser = parse_name)]
+    pub ipset6: String,
+    /// The sets' default element timeout in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub timeout: u64,
+    /// The sets' maximum number of elements.
+    #[arg(long, value_name = "N", default_value_t = 65_536, value_parser = clap::value_parser!(u32).range(1..))]
+    pub set_size: u32,
+    /// TCP port of FTP control connections (repeat for several).
+    #[arg(long = "control-port", value_name = "PORT", default_values_t = [21u16],
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub control_ports: Vec<u16>,
+}
+
+/// A sorted, duplicate-free, non-empty list of queue numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queues(pub Vec<u16>);
+
+/// The most queues (and so worker threads) one daemon serves.
+pub const MAX_QUEUES: usize = 64;
 
 /// `--format` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -85,10 +206,99 @@ pub enum PolicyArg {
     Loose,
 }
 
-impl ReplayArgs {
+/// `run --backend` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    /// nftables sets with per-element timeouts, over netlink.
+    Nft,
+    /// ipset hash:ip,port,ip sets with timeouts, over netlink.
+    Ipset,
+    /// Decide and log only (a dry run on a live gateway).
+    None,
+}
+
+/// `rules --backend` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RulesBackendArg {
+    /// nftables sets.
+    Nft,
+    /// iptables with ipset sets.
+    Ipset,
+    /// The kernel's FTP conntrack helper (comparison baseline).
+    Kernel,
+}
+
+/// `rules --queue-via` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum QueueViaArg {
+    /// The nft `queue` statement.
+    Nft,
+    /// iptables `-j NFQUEUE`.
+    Iptables,
+}
+
+/// A verdict chosen on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VerdictArg {
+    /// Release the packet.
+    Accept,
+    /// Drop the packet.
+    Drop,
+}
+
+/// Parse `0`, `0-3`, `0,2,5` or a mix (`0-1,4`).
+fn parse_queues(text: &str) -> Result<Queues, String> {
+    let mut queues = Vec::new();
+    for item in text.split(',') {
+        let (first, last) = match item.split_once('-') {
+            Some((a, b)) => (parse_queue(a)?, parse_queue(b)?),
+            None => (parse_queue(item)?, parse_queue(item)?),
+        };
+        if first > last {
+            return Err(format!("queue range {item} is reversed"));
+        }
+        if usize::from(last - first) >= MAX_QUEUES {
+            return Err(format!("at most {MAX_QUEUES} queues"));
+        }
+        queues.extend(first..=last);
+    }
+    queues.sort_unstable();
+    queues.dedup();
+    if queues.len() > MAX_QUEUES {
+        return Err(format!("at most {MAX_QUEUES} queues"));
+    }
+    Ok(Queues(queues))
+}
+
+fn parse_queue(text: &str) -> Result<u16, String> {
+    text.trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a queue number (0-65535)"))
+}
+
+/// nftables and ipset names: 1-31 characters of `[A-Za-z0-9_.-]`, starting with a letter
+/// (they are also printed into rulesets and shell scripts, so nothing else is allowed).
+fn parse_name(text: &str) -> Result<String, String> {
+    let valid = (1..=31).contains(&text.len())
+        && text.starts_with(|c: char| c.is_ascii_alphabetic())
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if valid {
+        Ok(text.to_owned())
+    } else {
+        Err(
+            "names are 1-31 characters of letters, digits, '_', '-', '.', starting with a letter"
+                .into(),
+        )
+    }
+}
+
+impl EngineArgs {
     /// The engine configuration these options describe.
     pub fn config(&self) -> Config {
         let mut control_ports = self.control_ports.clone();
+        control_ports.sort_unstable();
         control_ports.dedup();
         Config {
             policy: match self.policy {
@@ -105,6 +315,13 @@ impl ReplayArgs {
             ..Config::default()
         }
     }
+}
+
+impl ReplayArgs {
+    /// The engine configuration these options describe.
+    pub fn config(&self) -> Config {
+        self.engine.config()
+    }
 
     /// The output format.
     pub fn format(&self) -> Format {
@@ -112,6 +329,56 @@ impl ReplayArgs {
             FormatArg::Text => Format::Text,
             FormatArg::Json => Format::Json,
         }
+    }
+}
+
+impl RunArgs {
+    /// The engine configuration these options describe.
+    pub fn config(&self) -> Config {
+        Config {
+            unjudged: match self.unjudged {
+                VerdictArg::Accept => Unjudged::Accept,
+                VerdictArg::Drop => Unjudged::Drop,
+            },
+            ..self.engine.config()
+        }
+    }
+}
+
+impl RulesArgs {
+    /// The ruleset options, or why the queues cannot be written as one balanced range.
+    pub fn options(&self) -> Result<rules::Options, String> {
+        let queues = &self.queues.0;
+        let (first, last) = (queues[0], queues[queues.len() - 1]);
+        if usize::from(last - first) + 1 != queues.len() {
+            return Err(format!(
+                "queues {queues:?} are not one contiguous range; a ruleset balances over a range"
+            ));
+        }
+        let mut control_ports = self.control_ports.clone();
+        control_ports.sort_unstable();
+        control_ports.dedup();
+        Ok(rules::Options {
+            variant: match self.backend {
+                RulesBackendArg::Nft => rules::Variant::Nft,
+                RulesBackendArg::Ipset => rules::Variant::Ipset,
+                RulesBackendArg::Kernel => rules::Variant::Kernel,
+            },
+            queue_via: match self.queue_via {
+                QueueViaArg::Nft => rules::QueueVia::Nft,
+                QueueViaArg::Iptables => rules::QueueVia::Iptables,
+            },
+            queues: rules::QueueRange { first, last },
+            bypass: !self.no_bypass,
+            table: self.table.clone(),
+            set4: self.set4.clone(),
+            set6: self.set6.clone(),
+            ipset4: self.ipset4.clone(),
+            ipset6: self.ipset6.clone(),
+            control_ports,
+            timeout_secs: self.timeout,
+            set_size: self.set_size,
+        })
     }
 }
 
@@ -125,7 +392,9 @@ mod tests {
 
     #[test]
     fn defaults() {
-        let Command::Replay(args) = parse(&["replay", "a.pcap"]).unwrap().command;
+        let Command::Replay(args) = parse(&["replay", "a.pcap"]).unwrap().command else {
+            panic!("not replay")
+        };
         let config = args.config();
         assert_eq!(config.policy, Policy::Strict);
         assert_eq!(config.control_ports, vec![21]);
@@ -153,13 +422,54 @@ mod tests {
             "b.pcapng",
         ])
         .unwrap();
-        let Command::Replay(args) = cli.command;
+        let Command::Replay(args) = cli.command else {
+            panic!("not replay")
+        };
         let config = args.config();
         assert_eq!(config.policy, Policy::Loose);
-        assert_eq!(config.control_ports, vec![2121, 21]);
+        assert_eq!(config.control_ports, vec![21, 2121]);
         assert_eq!(config.expectation_lifetime, Duration::from_secs(5));
         assert!(!config.midstream_pickup);
         assert_eq!(args.files.len(), 2);
+    }
+
+    fn rules_args(args: &[&str]) -> Result<rules::Options, String> {
+        let all: Vec<&str> = std::iter::once("rules")
+            .chain(args.iter().copied())
+            .collect();
+        let Command::Rules(rules) = parse(&all).unwrap().command else {
+            panic!("not rules")
+        };
+        rules.options()
+    }
+
+    #[test]
+    fn queue_lists() {
+        assert_eq!(parse_queues("0"), Ok(Queues(vec![0])));
+        assert_eq!(parse_queues("3-5"), Ok(Queues(vec![3, 4, 5])));
+        assert_eq!(parse_queues("5,1-2,2"), Ok(Queues(vec![1, 2, 5])));
+        for bad in ["", "a", "-1", "5-3", "0-64", "1,,2", "65536", "0-65535"] {
+            assert!(parse_queues(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn rules_options() {
+        let options = rules_args(&["--backend", "ipset", "--queue", "2-3", "--no-bypass"]).unwrap();
+        assert_eq!(options.variant, rules::Variant::Ipset);
+        assert_eq!(options.queues, rules::QueueRange { first: 2, last: 3 });
+        assert!(!options.bypass);
+        assert_eq!(rules_args(&[]).unwrap(), rules::Options::default());
+        assert!(rules_args(&["--queue", "1,3"]).is_err());
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(parse_name("expect4").is_ok());
+        assert!(parse_name("ftpalg-expect4").is_ok());
+        for bad in ["", "4x", "a b", "a;rm", "a\"", &"x".repeat(32)] {
+            assert!(parse_name(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -175,6 +485,9 @@ mod tests {
             vec!["replay", "--format", "xml", "a"],
             vec!["replay", "--max-expectations", "0", "a"],
             vec!["frobnicate"],
+            vec!["rules", "--backend", "pf"],
+            vec!["rules", "--table", "a b"],
+            vec!["rules", "--queue", "x"],
         ] {
             let error = parse(&bad).unwrap_err();
             assert_eq!(error.exit_code(), 2, "{bad:?}");

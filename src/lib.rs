@@ -44,6 +44,7 @@ pub mod ftp;
 pub mod io;
 pub mod oracle;
 pub mod policy;
+pub mod rules;
 pub mod stats;
 pub mod stream;
 #[doc(hidden)]

@@ -10,11 +10,22 @@ use clap::Parser;
 use ftp_alg::cli::Cli;
 use ftp_alg::cli::Command;
 use ftp_alg::io::replay;
+use ftp_alg::rules;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("error")).init();
     match cli.command {
+        Command::Rules(args) => match args.options() {
+            Ok(options) => {
+                print!("{}", rules::render(&options));
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("ftp-alg: {error}");
+                ExitCode::from(2)
+            }
+        },
         Command::Replay(args) => {
             let out = BufWriter::new(std::io::stdout().lock());
             match replay::run(&args.files, &args.config(), args.format(), out) {
