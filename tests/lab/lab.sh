@@ -641,7 +641,8 @@ lab_alg_start() {
         env RUST_LOG="${LAB_ALG_RUST_LOG:-info}" "$FTPALG_BIN" run --queue "$LAB_ALG_QUEUE" "${args[@]}" \
         >>"$LAB_ALG_LOG" 2>&1 </dev/null &
     LAB_ALG_PID=$!
-    if ! _lab_wait_for 10 _lab_alg_ready; then
+    _lab_wait_for 10 _lab_alg_ready_or_gone || true
+    if ! lab_alg_running || ! lab_alg_log | grep -q ready; then
         lab_log "ftp-alg did not become ready; its log:"
         lab_alg_log >&2
         lab_alg_stop
@@ -650,14 +651,8 @@ lab_alg_start() {
     lab_log "ftp-alg running (pid $LAB_ALG_PID: run ${args[*]})"
 }
 
-_lab_alg_ready() {
-    # A daemon that already exited will never become ready: stop polling.
-    if ! kill -0 "$LAB_ALG_PID" 2>/dev/null; then
-        lab_log "ftp-alg exited during start-up"
-        return 0
-    fi
-    lab_alg_log | grep -q ready
-}
+# A daemon that already exited will never become ready: stop polling then.
+_lab_alg_ready_or_gone() { ! lab_alg_running || lab_alg_log | grep -q ready; }
 
 # lab_alg_log: the current (or last) instance's log lines.
 lab_alg_log() {
