@@ -462,28 +462,28 @@ fn inner_nfqueue_replaced_payload_is_delivered() {
 /// The outer half: run `inner` in a fresh namespace, or say why it is skipped.
 fn in_private_netns(inner: &str) {
     if let Some(missing) = missing_requirements() {
-        eprintln!("skipped {inner}: needs root and nft, ipset, iptables, ip ({missing})");
+        // Straight to stderr, past the test harness's capture: a skip is never silent.
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped {inner}: needs root and nft, ipset, iptables, ip ({missing})"
+        );
         return;
     }
     let netns = Netns::create(inner);
     let exe = std::env::current_exe().unwrap();
-    let status = Command::new("ip")
+    let output = Command::new("ip")
         .args(["netns", "exec", &netns.name])
         .arg(exe)
-        .args([
-            "--exact",
-            inner,
-            "--include-ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["--exact", inner, "--include-ignored", "--nocapture"])
         .env(MARKER, &netns.name)
-        .status()
+        .output()
         .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
-        status.success(),
-        "{inner} failed inside netns {}",
-        netns.name
+        output.status.success() && stdout.contains("1 passed"),
+        "{inner} failed inside netns {}:\n{stdout}\n{}",
+        netns.name,
+        String::from_utf8_lossy(&output.stderr)
     );
 }
 
