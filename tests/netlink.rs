@@ -27,6 +27,7 @@ use ftp_alg::io::backend::BackendError;
 use ftp_alg::io::backend::Element;
 use ftp_alg::io::backend::IpsetBackend;
 use ftp_alg::io::backend::NftBackend;
+use ftp_alg::io::nfqueue;
 use ftp_alg::io::nfqueue::OpenError;
 use ftp_alg::io::nfqueue::Packet;
 use ftp_alg::io::nfqueue::Queue;
@@ -79,6 +80,11 @@ fn ipset_expiry_check_and_match() {
 #[test]
 fn nfqueue_accept_and_drop() {
     in_private_netns("inner_nfqueue_accept_and_drop");
+}
+
+#[test]
+fn nfqueue_overrun_is_reported_and_survived() {
+    in_private_netns("inner_nfqueue_overrun_is_reported_and_survived");
 }
 
 #[test]
@@ -385,6 +391,52 @@ fn inner_nfqueue_accept_and_drop() {
         assert_eq!(packet.payload.last(), Some(&(b'a' + i)));
         queue.verdict(packet.id, QueueVerdict::Accept).unwrap();
     }
+}
+
+#[test]
+#[ignore = "runs inside a private netns, started by its outer test"]
+fn inner_nfqueue_overrun_is_reported_and_survived() {
+    if !inside("inner_nfqueue_overrun_is_reported_and_survived") {
+        return;
+    }
+    let (sender, receiver) = udp_through_queue_7();
+    let options = QueueOptions {
+        rcvbuf: 1, // the kernel's minimum: a few packets fill it
+        ..QueueOptions::default()
+    };
+    let mut queue = Queue::open(7, &options).unwrap();
+    for _ in 0..200 {
+        sender.send_to(&[0x42; 1000], "192.0.2.1:9999").unwrap();
+    }
+    let mut overruns = 0;
+    let mut packets = Vec::new();
+    loop {
+        match queue.try_recv() {
+            Ok(Some(packet)) => packets.push(packet),
+            Ok(None) => break,
+            Err(error) if nfqueue::is_overrun(&error) => overruns += 1,
+            Err(error) => panic!("{error}"),
+        }
+    }
+    assert!(overruns >= 1, "ENOBUFS reported");
+    assert!(
+        !packets.is_empty() && packets.len() < 200,
+        "{} packets",
+        packets.len()
+    );
+    for packet in packets {
+        queue.verdict(packet.id, QueueVerdict::Accept).unwrap();
+    }
+    // Still usable afterwards.
+    let mut buf = [0; 1000];
+    while receiver.recv_from(&mut buf).is_ok() {
+        receiver
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+    }
+    sender.send_to(b"after", "192.0.2.1:9999").unwrap();
+    let packet = next_packet(&mut queue);
+    assert!(packet.payload.ends_with(b"after"));
 }
 
 #[test]

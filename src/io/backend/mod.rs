@@ -18,6 +18,7 @@ mod nft;
 use std::time::Duration;
 
 use crate::expect::DataKey;
+use crate::io::netlink::SMALL_RECEIVE;
 use crate::io::netlink::Socket;
 
 pub use error::BackendError;
@@ -91,8 +92,7 @@ fn split_families(elements: &[Element]) -> Result<(Vec<Element>, Vec<Element>), 
 /// The backend's socket, opened on first use (so that constructors cannot fail).
 fn socket(slot: &mut Option<Socket>) -> Result<&mut Socket, BackendError> {
     if slot.is_none() {
-        let opened =
-            Socket::open(crate::io::netlink::SMALL_RECEIVE).map_err(BackendError::Socket)?;
+        let opened = Socket::open(SMALL_RECEIVE).map_err(BackendError::Socket)?;
         *slot = Some(opened);
     }
     // NOTE(unwrap): filled just above.
