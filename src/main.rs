@@ -43,7 +43,9 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     log::error!("{error}");
-                    eprintln!("ftp-alg: {error}");
+                    if log_file.is_some() {
+                        eprintln!("ftp-alg: {error}");
+                    }
                     ExitCode::FAILURE
                 }
             }

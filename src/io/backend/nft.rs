@@ -413,7 +413,9 @@ const KEY_TYPE_NAMES: [&str; 2] = [
     "ipv6_addr . ipv6_addr . inet_service",
 ];
 
-const RULES_FIX: &str = "load the ruleset with `ftp-alg rules --backend nft | nft -f -`";
+const RULES_FIX: &str = "load the ruleset with `ftp-alg rules --backend nft | nft -f -` \
+     (on kernels without the nft queue statement: `ftp-alg rules --backend nft --queue-via \
+     iptables | sh`)";
 
 #[cfg(test)]
 mod tests;

@@ -140,7 +140,8 @@ fn set_shape_is_read_and_judged() {
         wrong,
         "nftables set inet ftpalg expect6 has the wrong key type (want `ipv6_addr . \
          ipv6_addr . inet_service`): load the ruleset with `ftp-alg rules --backend nft | \
-         nft -f -`"
+         nft -f -` (on kernels without the nft queue statement: `ftp-alg rules --backend nft \
+         --queue-via iptables | sh`)"
     );
     let no_timeout = SetShape { flags: 0, ..shape };
     let message = backend
@@ -162,7 +163,8 @@ fn refusals_say_what_to_do() {
     assert_eq!(
         missing.to_string(),
         "nftables set inet ftpalg expect4 does not exist: load the ruleset with `ftp-alg \
-         rules --backend nft | nft -f -`"
+         rules --backend nft | nft -f -` (on kernels without the nft queue statement: \
+         `ftp-alg rules --backend nft --queue-via iptables | sh`)"
     );
     let full = backend
         .names
