@@ -6,6 +6,11 @@ set -euo pipefail
 need=()
 command -v cc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 command -v make >/dev/null 2>&1 || need+=(make)
+# The root tests of the kernel interfaces (tests/netlink.rs) drive these in private netns.
+command -v nft >/dev/null 2>&1 || need+=(nftables)
+command -v iptables >/dev/null 2>&1 || need+=(iptables)
+command -v ipset >/dev/null 2>&1 || need+=(ipset)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
 
 if ((${#need[@]})); then
     if [[ $(id -u) -ne 0 ]]; then

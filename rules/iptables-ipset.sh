@@ -32,6 +32,8 @@ for family in 4 6; do
 	"$ipt" -w -A FTPALG_FORWARD -p tcp --dport 21 -m conntrack --ctstate NEW,ESTABLISHED -j NFQUEUE --queue-num 0 --queue-bypass
 	"$ipt" -w -A FTPALG_FORWARD -p tcp --sport 21 -m conntrack --ctstate ESTABLISHED -j NFQUEUE --queue-num 0 --queue-bypass
 	"$ipt" -w -A FTPALG_FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
+	# A retransmitted SYN of a connection admitted before (its first SYN passed, then was lost).
+	"$ipt" -w -A FTPALG_FORWARD -p tcp --syn -m conntrack --ctstate NEW --ctstatus CONFIRMED -j ACCEPT
 	"$ipt" -w -A FTPALG_FORWARD -p tcp --syn -m conntrack --ctstate NEW -m set --match-set "$set" src,dst,dst -j FTPALG_DATA
 	"$ipt" -w -A FTPALG_FORWARD -p "$ping" "$ping_type" echo-request -j ACCEPT
 	"$ipt" -w -C FORWARD -j FTPALG_FORWARD 2>/dev/null || "$ipt" -w -I FORWARD 1 -j FTPALG_FORWARD

@@ -44,6 +44,9 @@ table inet ftpalg {
 		# FTP control connections (narrow this to your clients and servers).
 		tcp dport 21 ct state new accept
 		# An announced data connection: its SYN consumes the expectation and is accepted.
+		# A retransmitted SYN of a connection admitted before (its conntrack entry is
+		# confirmed: the first SYN passed every chain, then was lost) needs no new one.
+		ct state new ct status confirmed tcp flags & (fin|syn|rst|ack) == syn accept
 		ct state new tcp flags & (fin|syn|rst|ack) == syn ip saddr . ip daddr . tcp dport @expect4 delete @expect4 { ip saddr . ip daddr . tcp dport } accept
 		ct state new tcp flags & (fin|syn|rst|ack) == syn ip6 saddr . ip6 daddr . tcp dport @expect6 delete @expect6 { ip6 saddr . ip6 daddr . tcp dport } accept
 		icmp type echo-request accept

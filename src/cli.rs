@@ -10,9 +10,12 @@ use clap::Parser;
 use clap::Subcommand;
 use clap::ValueEnum;
 
+use crate::action::Verdict;
 use crate::config::Config;
 use crate::config::Policy;
 use crate::config::Unjudged;
+use crate::io::daemon;
+use crate::io::nfqueue;
 use crate::io::report::Format;
 use crate::rules;
 use crate::time::Duration;
@@ -32,6 +35,9 @@ pub enum Command {
     /// Replay pcap/pcapng captures through the engine and report every expectation and
     /// whether each data connection would have been admitted.
     Replay(ReplayArgs),
+    /// Run the gateway daemon: read FTP control packets from NFQUEUE, install an expectation
+    /// for each announced data connection before releasing the packet that announced it.
+    Run(RunArgs),
     /// Print the firewall ruleset that pairs with `ftp-alg run` (or the kernel helper's).
     Rules(RulesArgs),
 }
@@ -345,6 +351,41 @@ impl RunArgs {
     }
 }
 
+impl RunArgs {
+    /// The daemon's settings these options describe.
+    pub fn settings(&self) -> daemon::Settings {
+        daemon::Settings {
+            engine: self.config(),
+            queues: self.queues.0.clone(),
+            queue: nfqueue::QueueOptions {
+                max_len: self.queue_maxlen,
+                copy_range: self.copy_range,
+                fail_open: self.fail_open,
+                rcvbuf: usize::try_from(self.rcvbuf).unwrap_or(usize::MAX),
+            },
+            backend: match self.backend {
+                BackendArg::Nft => daemon::BackendChoice::Nft {
+                    table: self.table.clone(),
+                    set4: self.set4.clone(),
+                    set6: self.set6.clone(),
+                },
+                BackendArg::Ipset => daemon::BackendChoice::Ipset {
+                    set4: self.ipset4.clone(),
+                    set6: self.ipset6.clone(),
+                },
+                BackendArg::None => daemon::BackendChoice::None,
+            },
+            on_install_error: match self.on_install_error {
+                VerdictArg::Accept => Verdict::Accept,
+                VerdictArg::Drop => Verdict::Drop,
+            },
+            cleanup: self.cleanup,
+            stats_interval: (self.stats_interval > 0)
+                .then(|| Duration::from_secs(self.stats_interval)),
+        }
+    }
+}
+
 impl RulesArgs {
     /// The ruleset options, or why the queues cannot be written as one balanced range.
     pub fn options(&self) -> Result<rules::Options, String> {
@@ -444,6 +485,46 @@ mod tests {
     }
 
     #[test]
+    fn run_settings() {
+        let Command::Run(args) = parse(&[
+            "run",
+            "--queue",
+            "0-1",
+            "--backend",
+            "ipset",
+            "--ipset4",
+            "v4",
+            "--timeout",
+            "5",
+            "--on-install-error",
+            "drop",
+            "--cleanup",
+            "--stats-interval",
+            "60",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not run")
+        };
+        let settings = args.settings();
+        assert_eq!(settings.queues, vec![0, 1]);
+        assert_eq!(
+            settings.backend,
+            daemon::BackendChoice::Ipset {
+                set4: "v4".into(),
+                set6: "ftpalg-expect6".into()
+            }
+        );
+        assert_eq!(settings.engine.expectation_lifetime, Duration::from_secs(5));
+        assert_eq!(settings.on_install_error, Verdict::Drop);
+        assert!(settings.cleanup);
+        assert_eq!(settings.stats_interval, Some(Duration::from_secs(60)));
+        assert_eq!(settings.queue.copy_range, 65535);
+        assert!(!settings.queue.fail_open);
+    }
+
+    #[test]
     fn queue_lists() {
         assert_eq!(parse_queues("0"), Ok(Queues(vec![0])));
         assert_eq!(parse_queues("3-5"), Ok(Queues(vec![3, 4, 5])));
@@ -486,6 +567,10 @@ mod tests {
             vec!["replay", "--max-expectations", "0", "a"],
             vec!["frobnicate"],
             vec!["rules", "--backend", "pf"],
+            vec!["run", "--copy-range", "64"],
+            vec!["run", "--queue-maxlen", "0"],
+            vec!["run", "--backend", "pf"],
+            vec!["run", "--set4", "x y"],
             vec!["rules", "--table", "a b"],
             vec!["rules", "--queue", "x"],
         ] {

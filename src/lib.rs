@@ -14,7 +14,7 @@
 //!               │          pickup)      Telnet IAC)    pipelining)   ports)     ownership)             │
 //!               └──────────────────────────────────────────────────────────────────────────────────┘
 //!   io::capture ──► io::replay ──(actions)──► oracle::SetModel (the kernel set, modelled) ──► io::report
-//!   (later: io::nfqueue ──► daemon ──(actions)──► nft / ipset netlink backends)
+//!   io::nfqueue ──► io::daemon ──(actions; install, wait for the ACK)──► io::backend (nft / ipset) ──► verdict
 //! ```
 //!
 //! The entry point is [`engine::Engine`]: feed it every datagram with

@@ -1,7 +1,9 @@
 //! The `ftp-alg` command: parse the command line, set up logging, run the subcommand.
 //!
-//! Exit status: 0 when every capture was read to its end; 2 for bad arguments or a file
-//! that could not be read (what was read before the error is still reported).
+//! Exit status: `replay`: 0 when every capture was read to its end; 2 for bad arguments or a
+//! file that could not be read (what was read before the error is still reported). `run`: 0
+//! after SIGTERM/SIGINT; 1 when it cannot start (missing sets, queue taken) or a queue fails;
+//! 2 for bad arguments. `rules`: 0, or 2 for bad arguments.
 
 use std::io::BufWriter;
 use std::process::ExitCode;
@@ -9,13 +11,45 @@ use std::process::ExitCode;
 use clap::Parser;
 use ftp_alg::cli::Cli;
 use ftp_alg::cli::Command;
+use ftp_alg::io::daemon;
+use ftp_alg::io::daemon::logfile::LogFile;
 use ftp_alg::io::replay;
 use ftp_alg::rules;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("error")).init();
+    let mut logger = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(
+        // The daemon's log lines are its record of what it opened; replay reports on stdout.
+        if matches!(cli.command, Command::Run(_)) {
+            "info"
+        } else {
+            "error"
+        },
+    ));
     match cli.command {
+        Command::Run(args) => {
+            let log_file = match args.log_file.as_deref().map(LogFile::open).transpose() {
+                Ok(file) => file,
+                Err(error) => {
+                    eprintln!("ftp-alg: cannot open the log file: {error}");
+                    return ExitCode::from(2);
+                }
+            };
+            if let Some(file) = &log_file {
+                logger.target(env_logger::Target::Pipe(Box::new(file.clone())));
+            }
+            logger.init();
+            match daemon::run(&args.settings(), log_file.as_ref()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    log::error!("{error}");
+                    if log_file.is_some() {
+                        eprintln!("ftp-alg: {error}");
+                    }
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Rules(args) => match args.options() {
             Ok(options) => {
                 print!("{}", rules::render(&options));
@@ -27,6 +61,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Replay(args) => {
+            logger.init();
             let out = BufWriter::new(std::io::stdout().lock());
             match replay::run(&args.files, &args.config(), args.format(), out) {
                 Ok(summary) if summary.file_errors == 0 => ExitCode::SUCCESS,

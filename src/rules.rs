@@ -213,6 +213,9 @@ fn nft_filter_chain(out: &mut String, options: &Options) {
          \t\t# FTP control connections (narrow this to your clients and servers).\n\
          \t\ttcp dport {ports} ct state new accept\n\
          \t\t# An announced data connection: its SYN consumes the expectation and is accepted.\n\
+         \t\t# A retransmitted SYN of a connection admitted before (its conntrack entry is\n\
+         \t\t# confirmed: the first SYN passed every chain, then was lost) needs no new one.\n\
+         \t\tct state new ct status confirmed tcp flags & (fin|syn|rst|ack) == syn accept\n\
          \t\tct state new tcp flags & (fin|syn|rst|ack) == syn ip saddr . ip daddr . tcp dport @{s4} delete @{s4} {{ ip saddr . ip daddr . tcp dport }} accept\n\
          \t\tct state new tcp flags & (fin|syn|rst|ack) == syn ip6 saddr . ip6 daddr . tcp dport @{s6} delete @{s6} {{ ip6 saddr . ip6 daddr . tcp dport }} accept\n\
          \t\ticmp type echo-request accept\n\
@@ -368,6 +371,8 @@ fn ipset_script(options: &Options) -> String {
          \t\"$ipt\" -w -A FTPALG_FORWARD -p tcp {dports} -m conntrack --ctstate NEW,ESTABLISHED {target}\n\
          \t\"$ipt\" -w -A FTPALG_FORWARD -p tcp {sports} -m conntrack --ctstate ESTABLISHED {target}\n\
          \t\"$ipt\" -w -A FTPALG_FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT\n\
+         \t# A retransmitted SYN of a connection admitted before (its first SYN passed, then was lost).\n\
+         \t\"$ipt\" -w -A FTPALG_FORWARD -p tcp --syn -m conntrack --ctstate NEW --ctstatus CONFIRMED -j ACCEPT\n\
          \t\"$ipt\" -w -A FTPALG_FORWARD -p tcp --syn -m conntrack --ctstate NEW -m set --match-set \"$set\" src,dst,dst -j FTPALG_DATA\n\
          \t\"$ipt\" -w -A FTPALG_FORWARD -p \"$ping\" \"$ping_type\" echo-request -j ACCEPT\n\
          \t\"$ipt\" -w -C FORWARD -j FTPALG_FORWARD 2>/dev/null || \"$ipt\" -w -I FORWARD 1 -j FTPALG_FORWARD\n\

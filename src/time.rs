@@ -93,8 +93,12 @@ impl fmt::Display for Instant {
 }
 
 impl fmt::Display for Duration {
+    /// Whole seconds as `30s`, anything else with microseconds (`1.500000s`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{:06}s", self.0 / 1_000_000, self.0 % 1_000_000)
+        match self.0 % 1_000_000 {
+            0 => write!(f, "{}s", self.0 / 1_000_000),
+            micros => write!(f, "{}.{micros:06}s", self.0 / 1_000_000),
+        }
     }
 }
 

@@ -42,7 +42,7 @@ impl Engine {
         let (control, id) = (*flow.control(), flow.id());
         let now = self.now;
         if first_conflict {
-            log::warn!("{control}: overlapping bytes differ ({direction:?}); first copy kept");
+            log::debug!("{control}: overlapping bytes differ ({direction:?}); first copy kept");
             self.note(Note::Conflict {
                 time: now,
                 control,
@@ -71,7 +71,7 @@ impl Engine {
             Event::Cancel(announcement) => self.cancel(key, announcement),
             Event::Encrypt => {
                 self.stats.tls_control += 1;
-                log::info!(
+                log::debug!(
                     "{control}: control channel encrypted (AUTH accepted); not parsed further"
                 );
                 self.note(Note::Encrypted { time: now, control });
@@ -82,7 +82,7 @@ impl Engine {
             }
             Event::Poison(reason) => {
                 self.stats.poisoned += 1;
-                log::warn!(
+                log::debug!(
                     "{control}: not FTP ({}); not parsed further",
                     reason.as_str()
                 );
@@ -137,7 +137,7 @@ impl Engine {
             return;
         }
         self.stats.revoked += 1;
-        log::info!(
+        log::debug!(
             "revoke {} ({}): {}",
             expectation.key,
             expectation.control,
@@ -200,7 +200,7 @@ impl Engine {
         };
         let added = flow.expectations.add(expectation.clone(), max);
         self.stats.expectations += 1;
-        log::info!(
+        log::debug!(
             "expect {} for {} s ({} {}, {})",
             expectation.key,
             expectation.lifetime.as_secs_f64(),
@@ -235,7 +235,7 @@ impl Engine {
         };
         let control = *flow.control();
         self.stats.refused += 1;
-        log::warn!("refuse {trigger} on {control}: {reason}");
+        log::debug!("refuse {trigger} on {control}: {reason}");
         let refusal = Refusal {
             time: self.now,
             control,

@@ -1,8 +1,15 @@
 //! The shells: everything that touches the OS (files, sockets, clocks) lives under `io`.
 //!
 //! Owns: reading captures ([`capture`]), the offline replay loop ([`replay`]) and its
-//! reporting ([`report`]).
+//! reporting ([`report`]); for the daemon, the libc calls ([`sys`], the crate's only
+//! `unsafe`), netfilter netlink ([`netlink`]), NFQUEUE ([`nfqueue`]) and the kernel sets
+//! that hold expectations ([`backend`]); the daemon's loop ([`daemon`]).
 
+pub mod backend;
 pub mod capture;
+pub mod daemon;
+pub mod netlink;
+pub mod nfqueue;
 pub mod replay;
 pub mod report;
+pub mod sys;

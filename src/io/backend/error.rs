@@ -1,0 +1,98 @@
+//! Backend errors: each says what is wrong and what to do about it.
+
+use std::fmt;
+
+use crate::expect::DataKey;
+use crate::io::netlink;
+
+/// Why a backend operation failed. `set` fields name the set as a person would, e.g.
+/// "nftables set inet ftpalg expect4" or "ipset ftpalg-expect4".
+#[derive(Debug)]
+pub enum BackendError {
+    /// The set (or its table) is missing; `fix` says how to create it.
+    MissingSet {
+        /// The set.
+        set: String,
+        /// How to create it.
+        fix: String,
+    },
+    /// A key had an IPv4 and an IPv6 address (caller misuse); nothing was sent.
+    MixedFamily(DataKey),
+    /// The kernel did not answer properly (timeout, malformed answer, I/O error).
+    Netlink {
+        /// The set.
+        set: String,
+        /// What failed.
+        error: netlink::Error,
+    },
+    /// The kernel said EPERM: the daemon lacks `CAP_NET_ADMIN`.
+    PermissionDenied {
+        /// The set.
+        set: String,
+    },
+    /// The kernel refused for another reason.
+    Refused {
+        /// The set.
+        set: String,
+        /// "add" or "remove".
+        action: &'static str,
+        /// The kernel's reason, spelled out.
+        reason: String,
+    },
+    /// The netlink socket could not be opened.
+    Socket(netlink::Error),
+    /// The set is full (nft `size`, ipset `maxelem`).
+    SetFull {
+        /// The set.
+        set: String,
+    },
+    /// The set exists but cannot hold our elements; `fix` says how to recreate it.
+    WrongSet {
+        /// The set.
+        set: String,
+        /// What is wrong with it.
+        problem: String,
+        /// How to fix it.
+        fix: String,
+    },
+}
+
+impl fmt::Display for BackendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::MissingSet { set, fix } => write!(f, "{set} does not exist: {fix}"),
+            Self::MixedFamily(key) => write!(
+                f,
+                "expectation {key} mixes IPv4 and IPv6 addresses: not installed (a bug in \
+                 the caller)"
+            ),
+            Self::Netlink { set, error } => write!(f, "{set}: {error}"),
+            Self::PermissionDenied { set } => write!(
+                f,
+                "{set}: permission denied by the kernel: run as root or with CAP_NET_ADMIN \
+                 in the firewall's network namespace"
+            ),
+            Self::Refused {
+                set,
+                action,
+                reason,
+            } => write!(
+                f,
+                "the kernel refused to {action} elements of {set}: {reason}"
+            ),
+            Self::Socket(error) => write!(
+                f,
+                "cannot open a netfilter netlink socket ({error}): is this Linux with \
+                 nfnetlink, and are we root?"
+            ),
+            Self::SetFull { set } => write!(
+                f,
+                "{set} is full: raise its size (nft `size`, ipset `maxelem`) or shorten the \
+                 expectation lifetime"
+            ),
+            Self::WrongSet { set, problem, fix } => write!(f, "{set} {problem}: {fix}"),
+        }
+    }
+}
+
+impl std::error::Error for BackendError {}

@@ -1,0 +1,100 @@
+//! Where expectations live in the kernel: elements of an nftables set ([`NftBackend`]) or
+//! an ipset ([`IpsetBackend`]) that the firewall's rules match a data connection's first
+//! packet against; or nowhere ([`NoBackend`], a dry run).
+//!
+//! Owns: turning a [`DataKey`] plus a lifetime ([`Element`]) into set elements, adding and
+//! removing them over netfilter netlink and waiting for the kernel's ACK, checking that the
+//! sets exist, and saying what to do when they do not ([`BackendError`]). It does not own
+//! the rules that use the sets (`ftp-alg rules`), nor when to add or remove (the engine).
+//!
+//! Element meaning, from [`DataKey`]: `src` is the host that will connect (the data SYN's
+//! source), `dst` the announced address (the SYN's destination), `dport` the announced
+//! port. IPv4 keys go to the IPv4 set, IPv6 keys to the IPv6 set.
+
+mod error;
+mod ipset;
+mod nft;
+
+use std::time::Duration;
+
+use crate::expect::DataKey;
+use crate::io::netlink::SMALL_RECEIVE;
+use crate::io::netlink::Socket;
+
+pub use error::BackendError;
+pub use ipset::IpsetBackend;
+pub use nft::NftBackend;
+
+/// One expectation as a set element.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Element {
+    /// What the data connection's first packet must match.
+    pub key: DataKey,
+    /// How long the kernel keeps the element.
+    pub timeout: Duration,
+}
+
+/// A place in the kernel that holds expectations.
+pub trait Backend: Send {
+    /// What it writes to, for logs: e.g. "nft table inet ftpalg, sets expect4/expect6".
+    fn describe(&self) -> String;
+
+    /// Check that the sets exist (and, where cheap, that their key type and timeout
+    /// support fit).
+    fn check(&mut self) -> Result<(), BackendError>;
+
+    /// Add `elements`, or refresh their timeouts if present; returns once the kernel has
+    /// acknowledged them. One transaction where the backend has them.
+    fn install(&mut self, elements: &[Element]) -> Result<(), BackendError>;
+
+    /// Remove `elements`. Elements already gone (used by a data connection, or expired)
+    /// are not an error.
+    fn remove(&mut self, elements: &[Element]) -> Result<(), BackendError>;
+}
+
+/// The dry run: accepts everything, touches nothing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoBackend;
+
+impl Backend for NoBackend {
+    fn describe(&self) -> String {
+        "no backend (dry run: nothing is installed in the kernel)".to_owned()
+    }
+
+    fn check(&mut self) -> Result<(), BackendError> {
+        Ok(())
+    }
+
+    fn install(&mut self, _elements: &[Element]) -> Result<(), BackendError> {
+        Ok(())
+    }
+
+    fn remove(&mut self, _elements: &[Element]) -> Result<(), BackendError> {
+        Ok(())
+    }
+}
+
+/// The IPv4 and the IPv6 elements of `elements`; a key that mixes families is refused
+/// before anything is sent.
+fn split_families(elements: &[Element]) -> Result<(Vec<Element>, Vec<Element>), BackendError> {
+    let mut v4 = Vec::new();
+    let mut v6 = Vec::new();
+    for element in elements {
+        match (element.key.src.is_ipv4(), element.key.dst.is_ipv4()) {
+            (true, true) => v4.push(*element),
+            (false, false) => v6.push(*element),
+            _ => return Err(BackendError::MixedFamily(element.key)),
+        }
+    }
+    Ok((v4, v6))
+}
+
+/// The backend's socket, opened on first use (so that constructors cannot fail).
+fn socket(slot: &mut Option<Socket>) -> Result<&mut Socket, BackendError> {
+    if slot.is_none() {
+        let opened = Socket::open(SMALL_RECEIVE).map_err(BackendError::Socket)?;
+        *slot = Some(opened);
+    }
+    // NOTE(unwrap): filled just above.
+    Ok(slot.as_mut().expect("socket opened above"))
+}

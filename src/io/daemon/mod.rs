@@ -1,0 +1,282 @@
+//! `ftp-alg run`: the NFQUEUE daemon.
+//!
+//! Owns: start-up (check the backend's sets, bind every queue, then say `ready`), one worker
+//! thread per queue ([`worker`]), signals, and shutdown. The order of work per packet lives
+//! in [`worker`]; the queue sits behind the [`source::PacketSource`] trait.
+//!
+//! Signals: SIGTERM and SIGINT stop the workers cleanly (each unbinds its queue; with
+//! `--cleanup` live expectations are removed, otherwise they time out in the kernel). SIGHUP
+//! reopens the log file and checks the backend's sets again. SIGUSR1 logs the counters. A
+//! restarted daemon picks running control connections up mid-stream.
+
+pub mod logfile;
+pub mod source;
+
+mod live;
+mod logline;
+mod worker;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::io;
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::sync::mpsc;
+use std::thread;
+
+use signal_hook::consts::SIGHUP;
+use signal_hook::consts::SIGINT;
+use signal_hook::consts::SIGTERM;
+use signal_hook::consts::SIGUSR1;
+use signal_hook::iterator::Signals;
+
+use crate::action::Verdict;
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::io::backend::Backend;
+use crate::io::backend::BackendError;
+use crate::io::backend::IpsetBackend;
+use crate::io::backend::NftBackend;
+use crate::io::backend::NoBackend;
+use crate::io::daemon::logfile::LogFile;
+use crate::io::daemon::worker::Clock;
+use crate::io::daemon::worker::Command;
+use crate::io::daemon::worker::Worker;
+use crate::io::daemon::worker::WorkerSettings;
+use crate::io::nfqueue;
+use crate::io::nfqueue::Queue;
+use crate::time::Duration;
+
+/// Where expectations go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendChoice {
+    /// nftables sets in table `inet <table>`.
+    Nft {
+        /// Table name.
+        table: String,
+        /// IPv4 set.
+        set4: String,
+        /// IPv6 set.
+        set6: String,
+    },
+    /// ipset sets.
+    Ipset {
+        /// IPv4 set.
+        set4: String,
+        /// IPv6 set.
+        set6: String,
+    },
+    /// Nowhere: decide and log only.
+    None,
+}
+
+/// Everything `ftp-alg run` was told.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The engine's configuration (one engine per queue).
+    pub engine: Config,
+    /// Queue numbers, one worker each.
+    pub queues: Vec<u16>,
+    /// Kernel-side queue settings.
+    pub queue: nfqueue::QueueOptions,
+    /// Where expectations go.
+    pub backend: BackendChoice,
+    /// The verdict for a packet whose expectation could not be installed.
+    pub on_install_error: Verdict,
+    /// Remove live expectations at shutdown.
+    pub cleanup: bool,
+    /// Log the counters this often.
+    pub stats_interval: Option<Duration>,
+}
+
+/// Why the daemon could not start or had to stop.
+#[derive(Debug)]
+pub enum DaemonError {
+    /// The backend cannot be used (its sets are missing, or netlink failed).
+    Backend(BackendError),
+    /// A queue could not be bound.
+    Bind {
+        /// Which queue.
+        queue: u16,
+        /// Why.
+        error: nfqueue::OpenError,
+    },
+    /// A worker's queue failed while running.
+    Worker {
+        /// Which queue.
+        queue: u16,
+        /// Why.
+        error: io::Error,
+    },
+    /// Signal handlers or threads could not be set up.
+    Setup(io::Error),
+}
+
+impl fmt::Display for DaemonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Backend(error) => write!(f, "{error}"),
+            Self::Bind { error, .. } => write!(f, "{error}"),
+            Self::Worker { queue, error } => write!(f, "queue {queue} failed: {error}"),
+            Self::Setup(error) => write!(f, "cannot set up the daemon: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for DaemonError {}
+
+impl From<BackendError> for DaemonError {
+    fn from(error: BackendError) -> Self {
+        Self::Backend(error)
+    }
+}
+
+/// A running worker as the signal thread sees it.
+struct Handle {
+    queue: u16,
+    commands: mpsc::Sender<Command>,
+    wake: UnixStream,
+    thread: thread::JoinHandle<io::Result<()>>,
+}
+
+impl Handle {
+    fn send(&mut self, command: Command) {
+        // A worker that has already stopped no longer listens; nothing to do then.
+        if self.commands.send(command).is_ok() {
+            let _ = self.wake.write_all(&[1]);
+        }
+    }
+}
+
+fn open_backend(choice: &BackendChoice) -> Result<Box<dyn Backend>, BackendError> {
+    let mut backend: Box<dyn Backend> = match choice {
+        BackendChoice::Nft { table, set4, set6 } => Box::new(NftBackend::new(table, set4, set6)),
+        BackendChoice::Ipset { set4, set6 } => Box::new(IpsetBackend::new(set4, set6)),
+        BackendChoice::None => Box::new(NoBackend),
+    };
+    backend.check()?;
+    Ok(backend)
+}
+
+/// Run until SIGTERM/SIGINT (`Ok`) or until a queue fails.
+pub fn run(settings: &Settings, log_file: Option<&LogFile>) -> Result<(), DaemonError> {
+    let mut signals =
+        Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1]).map_err(DaemonError::Setup)?;
+    let clock = Clock::start();
+    let mut handles = Vec::new();
+    for &number in &settings.queues {
+        // Each worker has its own netlink sockets; the sets are checked before any packet is
+        // taken from the kernel.
+        let backend = open_backend(&settings.backend)?;
+        let queue = Queue::open(number, &settings.queue).map_err(|error| DaemonError::Bind {
+            queue: number,
+            error,
+        })?;
+        handles.push(spawn(number, queue, backend, settings, clock, &signals)?);
+    }
+    log::info!(
+        "ready: queue(s) {:?} bound, backend {}, policy {}, lifetime {}",
+        settings.queues,
+        describe(&settings.backend),
+        match settings.engine.policy {
+            crate::config::Policy::Strict => "strict",
+            crate::config::Policy::Loose => "loose",
+        },
+        settings.engine.expectation_lifetime
+    );
+    for signal in signals.forever() {
+        match signal {
+            SIGHUP => {
+                if let Some(file) = log_file {
+                    if let Err(error) = file.reopen() {
+                        eprintln!("ftp-alg: cannot reopen {}: {error}", file.path().display());
+                    }
+                }
+                log::info!("SIGHUP: log reopened, checking the backend again");
+                handles.iter_mut().for_each(|h| h.send(Command::Recheck));
+            }
+            SIGUSR1 => handles.iter_mut().for_each(|h| h.send(Command::Stats)),
+            _ => {
+                log::info!("stopping (signal {signal})");
+                break;
+            }
+        }
+    }
+    // Reached on a stop signal, or when a failing worker closed the signal iterator.
+    handles.iter_mut().for_each(|h| h.send(Command::Stop));
+    let mut failure = None;
+    for handle in handles {
+        let result = handle.thread.join();
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                failure = Some(DaemonError::Worker {
+                    queue: handle.queue,
+                    error,
+                })
+            }
+            Err(_) => {
+                failure = Some(DaemonError::Worker {
+                    queue: handle.queue,
+                    error: io::Error::other("worker panicked"),
+                });
+            }
+        }
+    }
+    failure.map_or(Ok(()), Err)
+}
+
+fn describe(choice: &BackendChoice) -> String {
+    match choice {
+        BackendChoice::Nft { table, set4, set6 } => {
+            format!("nft (table inet {table}, sets {set4}/{set6})")
+        }
+        BackendChoice::Ipset { set4, set6 } => format!("ipset (sets {set4}/{set6})"),
+        BackendChoice::None => "none (dry run: nothing is installed)".into(),
+    }
+}
+
+fn spawn(
+    number: u16,
+    mut queue: Queue,
+    backend: Box<dyn Backend>,
+    settings: &Settings,
+    clock: Clock,
+    signals: &Signals,
+) -> Result<Handle, DaemonError> {
+    let (commands, receiver) = mpsc::channel();
+    let (wake, wake_worker) = UnixStream::pair().map_err(DaemonError::Setup)?;
+    let worker_settings = WorkerSettings {
+        on_install_error: settings.on_install_error,
+        unjudged: match settings.engine.unjudged {
+            crate::config::Unjudged::Accept => Verdict::Accept,
+            crate::config::Unjudged::Drop => Verdict::Drop,
+        },
+        cleanup: settings.cleanup,
+        stats_interval: settings.stats_interval,
+    };
+    let engine = Engine::new(settings.engine.clone());
+    let name = format!("queue {number}");
+    let stop_all = signals.handle();
+    let thread = thread::Builder::new()
+        .name(name.clone())
+        .spawn(move || {
+            let mut worker = Worker::new(name, engine, backend, worker_settings, clock);
+            let result = worker.run(&mut queue, &receiver, wake_worker);
+            if let Err(error) = &result {
+                log::error!("queue {number}: stopping all workers: {error}");
+                worker.shutdown();
+                stop_all.close();
+            }
+            result
+        })
+        .map_err(DaemonError::Setup)?;
+    Ok(Handle {
+        queue: number,
+        commands,
+        wake,
+        thread,
+    })
+}

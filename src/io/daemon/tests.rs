@@ -1,0 +1,233 @@
+//! The worker's order of work, driven by an in-memory queue and a recording backend.
+
+use std::os::fd::AsFd;
+use std::os::fd::BorrowedFd;
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::sync::Mutex;
+
+use super::source::PacketSource;
+use super::source::QueuedPacket;
+use super::worker::Clock;
+use super::worker::Worker;
+use super::worker::WorkerSettings;
+use crate::action::Verdict;
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::io::backend::Backend;
+use crate::io::backend::BackendError;
+use crate::io::backend::Element;
+use crate::testkit::conversation::Conversation;
+use crate::testkit::conversation::Side;
+
+/// What happened, in order, across the queue and the backend.
+type Journal = Arc<Mutex<Vec<String>>>;
+
+struct FakeQueue {
+    journal: Journal,
+    fd: UnixStream,
+}
+
+impl PacketSource for FakeQueue {
+    fn try_recv(&mut self) -> std::io::Result<Option<QueuedPacket>> {
+        Ok(None)
+    }
+
+    fn verdict(&mut self, id: u32, verdict: Verdict) -> std::io::Result<()> {
+        self.journal
+            .lock()
+            .unwrap()
+            .push(format!("verdict {id} {verdict:?}"));
+        Ok(())
+    }
+
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+struct FakeBackend {
+    journal: Journal,
+    fail: bool,
+}
+
+impl Backend for FakeBackend {
+    fn describe(&self) -> String {
+        "fake".into()
+    }
+
+    fn check(&mut self) -> Result<(), BackendError> {
+        Ok(())
+    }
+
+    fn install(&mut self, elements: &[Element]) -> Result<(), BackendError> {
+        for e in elements {
+            self.journal.lock().unwrap().push(format!(
+                "install {} {}s",
+                e.key,
+                e.timeout.as_secs()
+            ));
+        }
+        if self.fail {
+            return Err(BackendError::Refused {
+                set: "fake".into(),
+                action: "add",
+                reason: "set is full".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn remove(&mut self, elements: &[Element]) -> Result<(), BackendError> {
+        for e in elements {
+            self.journal
+                .lock()
+                .unwrap()
+                .push(format!("remove {}", e.key));
+        }
+        Ok(())
+    }
+}
+
+fn settings() -> WorkerSettings {
+    WorkerSettings {
+        on_install_error: Verdict::Drop,
+        unjudged: Verdict::Accept,
+        cleanup: true,
+        stats_interval: None,
+    }
+}
+
+fn rig(fail: bool) -> (Worker, FakeQueue, Journal) {
+    let journal = Journal::default();
+    let backend = FakeBackend {
+        journal: journal.clone(),
+        fail,
+    };
+    let worker = Worker::new(
+        "queue 0".into(),
+        Engine::new(Config::default()),
+        Box::new(backend),
+        settings(),
+        Clock::start(),
+    );
+    let queue = FakeQueue {
+        journal: journal.clone(),
+        fd: UnixStream::pair().unwrap().0,
+    };
+    (worker, queue, journal)
+}
+
+/// A passive session: the 227 (packet 5) announces 203.0.113.2:50000 (195*256+80).
+fn passive_session() -> Vec<Vec<u8>> {
+    let mut c = Conversation::new(
+        "198.51.100.2:40000".parse().unwrap(),
+        "203.0.113.2:21".parse().unwrap(),
+    );
+    c.handshake()
+        .send(Side::Server, b"220 ready\r\n")
+        .send(Side::Client, b"PASV\r\n")
+        .send(
+            Side::Server,
+            b"227 Entering Passive Mode (203,0,113,2,195,80)\r\n",
+        )
+        .send(Side::Client, b"RETR f\r\n")
+        .send(Side::Server, b"150 ok\r\n226 done\r\n")
+        .send(Side::Client, b"PASV\r\n");
+    c.take_packets().into_iter().map(|p| p.bytes).collect()
+}
+
+fn feed(worker: &mut Worker, queue: &mut FakeQueue, packets: &[Vec<u8>]) {
+    for (id, bytes) in packets.iter().enumerate() {
+        let packet = QueuedPacket {
+            id: u32::try_from(id).unwrap(),
+            payload: bytes.clone(),
+            truncated: false,
+        };
+        worker.handle(queue, &packet);
+    }
+}
+
+#[test]
+fn the_pinhole_is_acknowledged_before_the_announcing_packet_is_released() {
+    let (mut worker, mut queue, journal) = rig(false);
+    feed(&mut worker, &mut queue, &passive_session());
+    let journal = journal.lock().unwrap().clone();
+    let install = journal
+        .iter()
+        .position(|e| e == "install tcp 198.51.100.2 -> 203.0.113.2:50000 30s")
+        .unwrap_or_else(|| panic!("no install in {journal:?}"));
+    // The 227 is packet 5 (SYN, SYN-ACK, ACK, 220, PASV, 227): its verdict follows the install.
+    assert_eq!(journal[install + 1], "verdict 5 Accept", "{journal:?}");
+    assert!(journal[..install].iter().all(|e| e.starts_with("verdict")));
+    assert_eq!(worker.counters().installed, 1);
+    assert_eq!(worker.counters().accepted, 9);
+}
+
+#[test]
+fn a_failed_install_gives_the_configured_verdict_and_is_counted() {
+    let (mut worker, mut queue, journal) = rig(true);
+    feed(&mut worker, &mut queue, &passive_session());
+    let journal = journal.lock().unwrap().clone();
+    assert!(
+        journal.contains(&"verdict 5 Drop".to_owned()),
+        "{journal:?}"
+    );
+    assert_eq!(worker.counters().install_errors, 1);
+    assert_eq!(worker.counters().dropped, 1);
+    assert_eq!(worker.counters().installed, 0);
+}
+
+#[test]
+fn a_truncated_packet_is_not_judged() {
+    let (mut worker, mut queue, journal) = rig(false);
+    let packets = passive_session();
+    let mut cut = packets[5].clone();
+    cut.truncate(40);
+    feed(&mut worker, &mut queue, &packets[..5]);
+    worker.handle(
+        &mut queue,
+        &QueuedPacket {
+            id: 99,
+            payload: cut,
+            truncated: true,
+        },
+    );
+    let journal = journal.lock().unwrap().clone();
+    assert_eq!(journal.last().unwrap(), "verdict 99 Accept");
+    assert!(
+        !journal.iter().any(|e| e.starts_with("install")),
+        "{journal:?}"
+    );
+    assert_eq!(worker.counters().truncated, 1);
+}
+
+#[test]
+fn a_completed_transfer_revokes_and_shutdown_cleans_up_the_rest() {
+    let (mut worker, mut queue, journal) = rig(false);
+    feed(&mut worker, &mut queue, &passive_session());
+    // The second PASV is not answered; its pinhole does not exist. The first was revoked by
+    // the 226 (transfer done), so cleanup has nothing left to remove.
+    assert!(
+        journal
+            .lock()
+            .unwrap()
+            .contains(&"remove tcp 198.51.100.2 -> 203.0.113.2:50000".to_owned())
+    );
+    assert_eq!(worker.counters().removed, 1);
+    let before = journal.lock().unwrap().len();
+    worker.shutdown();
+    assert_eq!(journal.lock().unwrap().len(), before);
+}
+
+#[test]
+fn shutdown_removes_live_pinholes_when_asked() {
+    let (mut worker, mut queue, journal) = rig(false);
+    let packets = passive_session();
+    feed(&mut worker, &mut queue, &packets[..6]);
+    worker.shutdown();
+    assert_eq!(
+        journal.lock().unwrap().last().unwrap(),
+        "remove tcp 198.51.100.2 -> 203.0.113.2:50000"
+    );
+}

@@ -1,0 +1,385 @@
+//! One worker: one queue, one engine, one connection to the backend, one thread.
+//!
+//! Owns: the order of work for each packet, which is the daemon's main promise. The engine
+//! judges the packet; every expectation it asks for is written to the kernel and
+//! acknowledged; only then is the verdict that releases the packet given. The peer cannot
+//! learn the announced endpoint before its pinhole exists, so the data connection's SYN can
+//! never beat it. Also: timers (the engine's `poll_timeout`), commands from the signal
+//! thread, and the worker's counters.
+
+use std::io;
+use std::io::Read;
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::sync::mpsc::Receiver;
+
+use crate::action::Action;
+use crate::action::Verdict;
+use crate::engine::Engine;
+use crate::expect::DataKey;
+use crate::expect::Expectation;
+use crate::io::backend::Backend;
+use crate::io::backend::Element;
+use crate::io::daemon::live::Live;
+use crate::io::daemon::logline;
+use crate::io::daemon::source::PacketSource;
+use crate::io::daemon::source::QueuedPacket;
+use crate::io::nfqueue;
+use crate::io::sys;
+use crate::time::Duration;
+use crate::time::Instant;
+
+/// What the signal thread asks a worker to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Command {
+    /// Shut down (SIGTERM, SIGINT).
+    Stop,
+    /// Check the backend's sets again (SIGHUP).
+    Recheck,
+    /// Log the counters (SIGUSR1).
+    Stats,
+}
+
+/// The worker's own choices.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WorkerSettings {
+    /// The verdict for a packet whose expectations could not be installed.
+    pub(crate) on_install_error: Verdict,
+    /// The verdict for a packet cut short by the copy range.
+    pub(crate) unjudged: Verdict,
+    /// Remove live expectations at shutdown.
+    pub(crate) cleanup: bool,
+    /// Log the counters this often.
+    pub(crate) stats_interval: Option<Duration>,
+}
+
+/// The daemon's counters for one worker (the engine keeps its own).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Counters {
+    /// Packets received from the queue.
+    pub(crate) packets: u64,
+    /// Verdicts that released a packet.
+    pub(crate) accepted: u64,
+    /// Verdicts that dropped a packet.
+    pub(crate) dropped: u64,
+    /// Packets cut short by the copy range (not judged).
+    pub(crate) truncated: u64,
+    /// Expectations written to the kernel.
+    pub(crate) installed: u64,
+    /// Expectations that could not be written.
+    pub(crate) install_errors: u64,
+    /// Expectations removed before their timeout.
+    pub(crate) removed: u64,
+    /// Removals that failed.
+    pub(crate) remove_errors: u64,
+    /// Times the kernel reported lost queue messages (ENOBUFS).
+    pub(crate) overruns: u64,
+    /// Verdicts the kernel did not take.
+    pub(crate) verdict_errors: u64,
+}
+
+impl Counters {
+    fn fields(&self) -> [(&'static str, u64); 10] {
+        [
+            ("packets", self.packets),
+            ("accepted", self.accepted),
+            ("dropped", self.dropped),
+            ("truncated", self.truncated),
+            ("installed", self.installed),
+            ("install_errors", self.install_errors),
+            ("removed", self.removed),
+            ("remove_errors", self.remove_errors),
+            ("overruns", self.overruns),
+            ("verdict_errors", self.verdict_errors),
+        ]
+    }
+}
+
+/// The monotonic clock as the core's [`Instant`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Clock(std::time::Instant);
+
+impl Clock {
+    pub(crate) fn start() -> Self {
+        Self(std::time::Instant::now())
+    }
+
+    pub(crate) fn now(self) -> Instant {
+        Instant::from_micros(u64::try_from(self.0.elapsed().as_micros()).unwrap_or(u64::MAX))
+    }
+}
+
+/// One queue's engine, backend and counters.
+pub(crate) struct Worker {
+    name: String,
+    engine: Engine,
+    backend: Box<dyn Backend>,
+    settings: WorkerSettings,
+    live: Live,
+    counters: Counters,
+    clock: Clock,
+    next_stats: Option<Instant>,
+}
+
+impl Worker {
+    pub(crate) fn new(
+        name: String,
+        engine: Engine,
+        backend: Box<dyn Backend>,
+        settings: WorkerSettings,
+        clock: Clock,
+    ) -> Self {
+        let next_stats = settings.stats_interval.map(|every| clock.now() + every);
+        Self {
+            name,
+            engine,
+            backend,
+            settings,
+            live: Live::default(),
+            counters: Counters::default(),
+            clock,
+            next_stats,
+        }
+    }
+
+    /// Judge one packet, carry out its actions, then give its verdict.
+    pub(crate) fn handle(&mut self, source: &mut dyn PacketSource, packet: &QueuedPacket) {
+        self.counters.packets += 1;
+        let now = self.clock.now();
+        let mut verdict = if packet.truncated {
+            // Reading a cut datagram would invent a gap in the stream; let TCP's view stand.
+            self.counters.truncated += 1;
+            log::warn!(
+                "{}: packet {} cut by the copy range; not judged (raise --copy-range)",
+                self.name,
+                packet.id
+            );
+            self.settings.unjudged
+        } else {
+            self.engine.handle_packet(now, &packet.payload)
+        };
+        if !self.apply_actions(now) {
+            verdict = self.settings.on_install_error;
+        }
+        match verdict {
+            Verdict::Accept => self.counters.accepted += 1,
+            Verdict::Drop => self.counters.dropped += 1,
+        }
+        if let Err(error) = source.verdict(packet.id, verdict) {
+            self.counters.verdict_errors += 1;
+            log::error!(
+                "{}: verdict for packet {} failed: {error}",
+                self.name,
+                packet.id
+            );
+        }
+    }
+
+    /// Drain the engine's actions into the log and the backend: removals first (a key that
+    /// is removed and announced again in one packet must end up installed), then every
+    /// installation in one batch. False if an installation failed.
+    fn apply_actions(&mut self, now: Instant) -> bool {
+        let mut installs: Vec<Expectation> = Vec::new();
+        let mut removals: Vec<DataKey> = Vec::new();
+        while let Some(action) = self.engine.poll_action() {
+            let (level, line) = logline::describe(&action);
+            log::log!(level, "{}: {line}", self.name);
+            match action {
+                Action::Install(expectation) => installs.push(expectation),
+                Action::Remove(removal) => removals.push(removal.expectation.key),
+                Action::Note(_) | Action::Refuse(_) => {}
+            }
+        }
+        self.remove(&removals);
+        self.install(now, &installs)
+    }
+
+    fn remove(&mut self, keys: &[DataKey]) {
+        if keys.is_empty() {
+            return;
+        }
+        let elements: Vec<Element> = keys
+            .iter()
+            .map(|key| element(*key, Duration::from_micros(0)))
+            .collect();
+        match self.backend.remove(&elements) {
+            Ok(()) => self.counters.removed += count(keys.len()),
+            Err(error) => {
+                self.counters.remove_errors += count(keys.len());
+                log::error!(
+                    "{}: removing {} expectation(s) failed: {error}",
+                    self.name,
+                    keys.len()
+                );
+            }
+        }
+        for key in keys {
+            self.live.removed(key);
+        }
+    }
+
+    fn install(&mut self, now: Instant, expectations: &[Expectation]) -> bool {
+        if expectations.is_empty() {
+            return true;
+        }
+        let elements: Vec<Element> = expectations
+            .iter()
+            .map(|e| element(e.key, e.expires().saturating_since(now)))
+            .collect();
+        match self.backend.install(&elements) {
+            Ok(()) => {
+                self.counters.installed += count(elements.len());
+                for e in expectations {
+                    self.live.installed(e.key, e.expires());
+                }
+                true
+            }
+            Err(error) => {
+                self.counters.install_errors += count(elements.len());
+                log::error!(
+                    "{}: installing {} expectation(s) failed: {error}",
+                    self.name,
+                    elements.len()
+                );
+                false
+            }
+        }
+    }
+
+    /// Run the engine's timers and the periodic stats line if due.
+    pub(crate) fn tick(&mut self) {
+        let now = self.clock.now();
+        if self.engine.poll_timeout().is_some_and(|due| due <= now) {
+            self.engine.handle_timeout(now);
+            self.apply_actions(now);
+        }
+        self.live.prune(now);
+        if let (Some(due), Some(every)) = (self.next_stats, self.settings.stats_interval) {
+            if due <= now {
+                self.log_stats();
+                self.next_stats = Some(now + every);
+            }
+        }
+    }
+
+    /// How long the loop may sleep.
+    fn sleep(&self) -> std::time::Duration {
+        let now = self.clock.now();
+        let next = [self.engine.poll_timeout(), self.next_stats]
+            .into_iter()
+            .flatten()
+            .min();
+        let micros = next.map_or(1_000_000, |due| due.saturating_since(now).as_micros());
+        // Never sleep for longer than a second: cheap, and keeps `Live` pruned.
+        std::time::Duration::from_micros(micros.min(1_000_000))
+    }
+
+    /// Check the backend (at start and on SIGHUP).
+    pub(crate) fn recheck(&mut self) {
+        match self.backend.check() {
+            Ok(()) => log::info!("{}: backend ok: {}", self.name, self.backend.describe()),
+            Err(error) => log::error!("{}: backend check failed: {error}", self.name),
+        }
+    }
+
+    /// Log one line with every counter.
+    pub(crate) fn log_stats(&self) {
+        let mut line = format!(
+            "{}: stats flows={} live={}",
+            self.name,
+            self.engine.flow_count(),
+            self.live.len()
+        );
+        for (name, value) in self.counters.fields() {
+            line += &format!(" {name}={value}");
+        }
+        for (name, value) in self.engine.stats().fields() {
+            line += &format!(" engine.{name}={value}");
+        }
+        log::info!("{line}");
+    }
+
+    /// Stop: remove live expectations if asked, log the counters.
+    pub(crate) fn shutdown(&mut self) {
+        if self.settings.cleanup {
+            let keys = self.live.drain(self.clock.now());
+            self.remove(&keys);
+            log::info!(
+                "{}: cleanup removed {} live expectation(s)",
+                self.name,
+                keys.len()
+            );
+        }
+        self.log_stats();
+    }
+
+    /// The counters so far.
+    #[cfg(test)]
+    pub(crate) fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// Serve `source` until told to stop; returns an error only when the queue fails.
+    pub(crate) fn run(
+        &mut self,
+        source: &mut dyn PacketSource,
+        commands: &Receiver<Command>,
+        mut wake: UnixStream,
+    ) -> io::Result<()> {
+        wake.set_nonblocking(true)?;
+        loop {
+            self.tick();
+            let ready = sys::wait_readable(&[source.fd(), wake.as_fd()], Some(self.sleep()))?;
+            if ready.get(1).copied().unwrap_or(false) {
+                drain(&mut wake);
+                while let Ok(command) = commands.try_recv() {
+                    match command {
+                        Command::Stop => {
+                            self.shutdown();
+                            return Ok(());
+                        }
+                        Command::Recheck => self.recheck(),
+                        Command::Stats => self.log_stats(),
+                    }
+                }
+            }
+            self.receive_all(source)?;
+        }
+    }
+
+    /// Handle every waiting packet (at most a bounded burst, so commands are not starved).
+    fn receive_all(&mut self, source: &mut dyn PacketSource) -> io::Result<()> {
+        for _ in 0..1024 {
+            match source.try_recv() {
+                Ok(Some(packet)) => self.handle(source, &packet),
+                Ok(None) => return Ok(()),
+                Err(error) if nfqueue::is_overrun(&error) => {
+                    self.counters.overruns += 1;
+                    log::warn!(
+                        "{}: the kernel dropped queued packets (socket buffer full; raise --rcvbuf)",
+                        self.name
+                    );
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn element(key: DataKey, timeout: Duration) -> Element {
+    Element {
+        key,
+        timeout: std::time::Duration::from_micros(timeout.as_micros()),
+    }
+}
+
+fn count(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+fn drain(wake: &mut UnixStream) {
+    let mut buf = [0u8; 64];
+    while matches!(wake.read(&mut buf), Ok(n) if n > 0) {}
+}

@@ -1,0 +1,182 @@
+//! `ftp-alg run` as a process (root only, in a private network namespace): it refuses to
+//! start without its sets and says what to load, says `ready` once bound, refuses a queue
+//! another daemon holds, answers SIGHUP and SIGUSR1, and stops cleanly on SIGTERM.
+
+use std::io::BufRead;
+use std::io::BufReader;
+use std::path::Path;
+use std::process::Child;
+use std::process::Command;
+use std::process::Output;
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// A network namespace deleted on drop, even when the test fails.
+struct Netns(String);
+
+impl Netns {
+    fn new(tag: &str) -> Self {
+        let name = format!("ftpalg-daemon-{tag}-{}", std::process::id());
+        let ok = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "ip netns add {name}");
+        Self(name)
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", &self.0, program]);
+        command
+    }
+
+    fn ftp_alg(&self, args: &[&str]) -> Command {
+        let mut command = self.command(env!("CARGO_BIN_EXE_ftp-alg"));
+        command.args(args).env("RUST_LOG", "info");
+        command
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+fn can_run() -> bool {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout == b"0\n");
+    let tools = ["ip", "nft", "iptables"].iter().all(|tool| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if !(root && tools) {
+        eprintln!("skipped: running the daemon needs root and ip, nft, iptables");
+    }
+    root && tools
+}
+
+/// A running daemon whose stderr lines arrive on a channel; killed on drop.
+struct Daemon {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Daemon {
+    fn start(mut command: Command) -> Self {
+        let mut child = command.stderr(Stdio::piped()).spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Self { child, lines }
+    }
+
+    /// Wait (bounded) for a line containing `text`; every line read is returned on failure.
+    fn expect(&self, text: &str) -> String {
+        let mut seen = Vec::new();
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(10)) {
+            if line.contains(text) {
+                return line;
+            }
+            seen.push(line);
+        }
+        panic!("no line with {text:?}; saw {seen:#?}");
+    }
+
+    fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn load_rules(ns: &Netns) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/nftables-iptables-queue.sh");
+    let out = ns.command("sh").arg(script).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn without_its_sets_the_daemon_says_what_to_load() {
+    if !can_run() {
+        return;
+    }
+    let ns = Netns::new("nosets");
+    let out = ns.ftp_alg(&["run", "--queue", "3"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("ftp-alg rules --backend nft"),
+        "{}",
+        stderr(&out)
+    );
+    let out = ns.ftp_alg(&["run", "--backend", "ipset"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("ftpalg-expect4"), "{}", stderr(&out));
+}
+
+#[test]
+fn ready_busy_signals_and_a_clean_stop() {
+    if !can_run() {
+        return;
+    }
+    let ns = Netns::new("life");
+    load_rules(&ns);
+    let daemon = Daemon::start(ns.ftp_alg(&["run", "--queue", "0"]));
+    let ready = daemon.expect("ready");
+    assert!(
+        ready.contains("table inet ftpalg, sets expect4/expect6"),
+        "{ready}"
+    );
+
+    let second = ns.ftp_alg(&["run", "--queue", "0"]).output().unwrap();
+    assert_eq!(second.status.code(), Some(1));
+    assert!(stderr(&second).contains("busy"), "{}", stderr(&second));
+
+    daemon.signal("USR1");
+    daemon.expect("queue 0: stats flows=0");
+    daemon.signal("HUP");
+    daemon.expect("queue 0: backend ok");
+    // A ruleset reload that lost the sets is reported on the next SIGHUP.
+    let out = ns
+        .command("nft")
+        .args(["delete", "table", "inet", "ftpalg"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    daemon.signal("HUP");
+    daemon.expect("backend check failed");
+
+    daemon.signal("TERM");
+    daemon.expect("stopping (signal 15)");
+    daemon.expect("queue 0: stats");
+    let mut daemon = daemon;
+    let status = daemon.child.wait().unwrap();
+    assert!(status.success(), "{status}");
+}
