@@ -98,7 +98,7 @@ row "extended passive (EPSV), IPv6" "curl" ok "$WORK/epsv6.bin" file200k.bin -- 
 lab_alg_stop
 echo
 echo "== ftp-alg log (expectations installed, refused, revoked) and its stats on SIGTERM:"
-lab_alg_log | grep -aE 'install|refuse|revoke|stats' | sed 's/^/  /'
+lab_alg_log | grep -aE 'install|refuse|revoke|stats' | sed -e 's/^\[[^]]*\] */  /'
 [[ $LAB_ALG_STATUS -eq 0 ]] || { echo "demo: ftp-alg exited with status $LAB_ALG_STATUS" >&2; FAILED=1; }
 
 echo
