@@ -1,11 +1,14 @@
 # ftp-alg: one entry point for people and CI.
-#   make demo   - the main job on built-in samples (replays the project's captures)
-#   make test   - install what is needed, build, lint, run every test
+#   make demo         - the main job live: a gateway namespace lab with vsftpd, the ftp-alg
+#                       firewall and daemon, real transfers through it (root; ~10 s)
+#   make replay-demo  - the engine on built-in samples (replays the project's captures)
+#   make test         - install what is needed, build, lint, run every test, then the
+#                       gateway integration tests (root only; they skip themselves otherwise)
 SHELL := /bin/bash
 CARGO ?= cargo
 SAMPLES := $(sort $(wildcard pcaps/*.pcap pcaps/*.pcapng))
 
-.PHONY: all build release demo test deps lint lint-core fmt check-fmt clippy unit samples lab-captures clean
+.PHONY: all build release demo replay-demo gateway-tests test deps lint lint-core fmt check-fmt clippy unit samples lab-captures clean
 
 all: build
 
@@ -15,10 +18,19 @@ build:
 release:
 	$(CARGO) build --locked --release
 
-# Until the live lab lands (issue #3), the demo replays the project's own sample captures:
-# real vsftpd/proftpd/pure-ftpd/pyftpdlib sessions recorded in network namespaces, and the
-# synthetic edge cases. It prints every expectation, refusal and admitted data connection.
+# The live demo: network namespaces, vsftpd, the `alg` firewall and `ftp-alg run`, real
+# curl/lftp transfers through the gateway (tests/lab/demo.sh). Root only.
 demo: release
+	@if [ "$$(id -u)" -ne 0 ]; then \
+		echo "make demo needs root (network namespaces, nftables); without root: make replay-demo" >&2; \
+		exit 2; \
+	fi
+	timeout --kill-after=10 180 bash tests/lab/demo.sh
+
+# The replay demo: the project's own sample captures (real vsftpd/proftpd/pure-ftpd/pyftpdlib
+# sessions recorded in network namespaces, and the synthetic edge cases). It prints every
+# expectation, refusal and admitted data connection.
+replay-demo: release
 	@echo "== ftp-alg replay over $(words $(SAMPLES)) sample captures in pcaps/ (strict policy)"
 	./target/release/ftp-alg replay $(SAMPLES)
 
@@ -27,7 +39,15 @@ test: deps lint
 	@echo "== captures: project samples and the shared conformance set (skipped when absent)"
 	@$(CARGO) test -q --locked --test samples --test conformance -- --nocapture 2>&1 \
 		| grep -E 'SKIPPED|captures matched|\(truth [0-9]+\)' || true
+	@$(MAKE) --no-print-directory gateway-tests
 	@echo "== all tests passed"
+
+# The gateway integration suite (tests/lab/gateway-tests.sh): real servers and clients through
+# the ftp-alg firewall, the kernel helper and a bare default-drop gateway. Needs root; as
+# another user it prints that it is skipped. About 3 minutes; bounded by the timeout below.
+gateway-tests:
+	@if [ "$$(id -u)" -eq 0 ]; then $(CARGO) build --locked --release; fi
+	timeout --kill-after=30 900 bash tests/lab/gateway-tests.sh
 
 deps:
 	./.ci/install-deps.sh

@@ -4,9 +4,13 @@
 #
 #   source tests/lab/lab.sh
 #   lab_install_deps            # apt packages + private proftpd/pure-ftpd
-#   lab_up                      # three namespaces, routing, no firewall
+#   lab_up                      # four namespaces, routing, no firewall
 #   lab_start_server vsftpd     # or proftpd | pureftpd | pyftpdlib
 #   lab_cli curl ...            # run a command in the client namespace
+#   lab_fw_load alg             # firewall in the gateway: alg | alg-ipset | kernel | drop
+#   lab_alg_start [ARGS...]     # ftp-alg run in the gateway (waits for "ready")
+#   lab_alg_stop                # SIGTERM, bounded wait, SIGKILL
+#   lab_fw_flush                # back to a plain router
 #   lab_stop_server
 #   lab_down                    # idempotent; also safe when nothing exists
 #
@@ -17,6 +21,12 @@
 #   eth0 ----------------- veth-cli      veth-srv ----------------- eth0
 #   198.51.100.2/24        198.51.100.1   203.0.113.1              203.0.113.2/24
 #   2001:db8:100::2/64     2001:db8:100::1  2001:db8:113::1        2001:db8:113::2/64
+#                                 veth-oth
+#                                 192.0.2.1, 2001:db8:2::1
+#                                    |
+#                                  eth0   ${LAB_PREFIX}-oth ("another host", used to
+#                                  192.0.2.2/24, 2001:db8:2::2/64   prove that a pinhole
+#                                                                   admits only its peer)
 #
 # Only documentation address ranges are used; nothing leaves the namespaces.
 # The functions return non-zero on failure and never call `exit`, so the
@@ -25,9 +35,18 @@
 #
 # Notes for users of the lab:
 # * The gateway namespace is a plain router (ip_forward, IPv6 forwarding);
-#   no firewall rules are installed.  Capture on veth-cli / veth-srv there
-#   (lab_capture_start / lab_capture_stop).
-# * Offloads (TSO/GSO/GRO, tx checksum) are off on all four veth ends, IPv6
+#   no firewall rules are installed until lab_fw_load.  Capture on veth-cli /
+#   veth-srv there (lab_capture_start / lab_capture_stop).
+# * Firewall variants (lab_fw_load): the ruleset text always comes from the
+#   binary ($FTPALG_BIN rules ...), so the lab tests what ships.
+#     alg        nft table inet ftpalg (sets expect4/expect6, default-drop
+#                forward chain) + iptables/ip6tables NFQUEUE rules for port
+#                21 with --queue-bypass; run the daemon with lab_alg_start.
+#     alg-ipset  iptables/ip6tables + ipset sets (daemon: --backend ipset).
+#     kernel     the kernel's ct helper "ftp" (baseline, no daemon).
+#     drop       the alg ruleset without a daemon: queue-bypass lets control
+#                through, every data connection is dropped.
+# * Offloads (TSO/GSO/GRO, tx checksum) are off on all six veth ends, IPv6
 #   DAD and router advertisements are off, MACs are fixed.
 # * Servers (lab_start_server NAME): one at a time, in the server
 #   namespace, port 21, dual-stack.  Account LAB_FTP_USER/LAB_FTP_PASS
@@ -46,12 +65,15 @@ LAB_PREFIX=${LAB_PREFIX:-ftpalg}
 LAB_NS_CLI="${LAB_PREFIX}-cli"
 LAB_NS_GW="${LAB_PREFIX}-gw"
 LAB_NS_SRV="${LAB_PREFIX}-srv"
+LAB_NS_OTH="${LAB_PREFIX}-oth"
 
 # Interface names inside the namespaces (fixed, independent of the prefix).
 LAB_CLI_IF=eth0
 LAB_SRV_IF=eth0
 LAB_GW_IF_CLI=veth-cli
 LAB_GW_IF_SRV=veth-srv
+LAB_OTH_IF=eth0
+LAB_GW_IF_OTH=veth-oth
 
 LAB_CLI_V4=198.51.100.2
 LAB_GW_CLI_V4=198.51.100.1
@@ -61,6 +83,10 @@ LAB_CLI_V6=2001:db8:100::2
 LAB_GW_CLI_V6=2001:db8:100::1
 LAB_SRV_V6=2001:db8:113::2
 LAB_GW_SRV_V6=2001:db8:113::1
+LAB_OTH_V4=192.0.2.2
+LAB_GW_OTH_V4=192.0.2.1
+LAB_OTH_V6=2001:db8:2::2
+LAB_GW_OTH_V6=2001:db8:2::1
 
 # Fixed, locally administered MACs (derived from the IPv4 addresses) so that
 # captures and link-local addresses are the same on every run.
@@ -68,6 +94,8 @@ LAB_CLI_MAC=02:00:c6:33:64:02
 LAB_GW_CLI_MAC=02:00:c6:33:64:01
 LAB_GW_SRV_MAC=02:00:cb:00:71:01
 LAB_SRV_MAC=02:00:cb:00:71:02
+LAB_OTH_MAC=02:00:c0:00:02:02
+LAB_GW_OTH_MAC=02:00:c0:00:02:01
 
 LAB_FTP_PORT=21
 LAB_PASV_MIN=${LAB_PASV_MIN:-50000}
@@ -138,6 +166,8 @@ lab_cli() { # shellcheck disable=SC2046
 lab_srv() { # shellcheck disable=SC2046
     _lab_t "${LAB_CMD_TIMEOUT:-60}" ip netns exec "$LAB_NS_SRV" $(_lab_pin) "$@"; }
 lab_gw()  { _lab_t "${LAB_CMD_TIMEOUT:-60}" ip netns exec "$LAB_NS_GW" "$@"; }
+lab_oth() { # shellcheck disable=SC2046
+    _lab_t "${LAB_CMD_TIMEOUT:-60}" ip netns exec "$LAB_NS_OTH" $(_lab_pin) "$@"; }
 
 _lab_ns_exists() { ip netns list 2>/dev/null | awk -v n="$1" '$1 == n { f = 1 } END { exit !f }'; }
 
@@ -153,7 +183,7 @@ _lab_wait_for() {
 
 # ------------------------------------------------------------ dependencies
 LAB_APT_PACKAGES=(vsftpd lftp tnftp python3-pyftpdlib tshark tcpdump ethtool iproute2 iputils-ping wget curl openssl
-                  util-linux)
+                  util-linux nftables iptables ipset)
 LAB_DEB_PRIVATE=(proftpd-core pure-ftpd libsodium23 libpcre2-posix3 libhashkit2
                  libmemcached11 libmemcachedutil2 libhiredis0.14)
 
@@ -243,6 +273,8 @@ _lab_ns_setup() {
         echo "$LAB_SRV_V4 lab-srv"
         echo "$LAB_CLI_V6 lab-cli"
         echo "$LAB_SRV_V6 lab-srv"
+        echo "$LAB_OTH_V4 lab-oth"
+        echo "$LAB_OTH_V6 lab-oth"
     } >"/etc/netns/$ns/hosts"
     ip netns exec "$ns" sysctl -qw net.ipv6.conf.default.accept_dad=0 net.ipv6.conf.all.accept_dad=0 \
         net.ipv6.conf.default.accept_ra=0 net.ipv6.conf.all.accept_ra=0 >/dev/null || return 1
@@ -264,15 +296,21 @@ _lab_if_setup() {
 }
 
 lab_up() {
-    if _lab_ns_exists "$LAB_NS_CLI" || _lab_ns_exists "$LAB_NS_GW" || _lab_ns_exists "$LAB_NS_SRV"; then
-        lab_log "lab already exists (prefix $LAB_PREFIX); tearing it down first"
-        lab_down
-    fi
-    lab_log "creating namespaces $LAB_NS_CLI $LAB_NS_GW $LAB_NS_SRV"
-    _lab_ns_setup "$LAB_NS_CLI" && _lab_ns_setup "$LAB_NS_GW" && _lab_ns_setup "$LAB_NS_SRV" || return 1
+    local ns
+    for ns in "$LAB_NS_CLI" "$LAB_NS_GW" "$LAB_NS_SRV" "$LAB_NS_OTH"; do
+        if _lab_ns_exists "$ns"; then
+            lab_log "lab already exists (prefix $LAB_PREFIX); tearing it down first"
+            lab_down
+            break
+        fi
+    done
+    lab_log "creating namespaces $LAB_NS_CLI $LAB_NS_GW $LAB_NS_SRV $LAB_NS_OTH"
+    _lab_ns_setup "$LAB_NS_CLI" && _lab_ns_setup "$LAB_NS_GW" && _lab_ns_setup "$LAB_NS_SRV" &&
+        _lab_ns_setup "$LAB_NS_OTH" || return 1
 
     _lab_veth "$LAB_NS_CLI" "$LAB_CLI_IF" "$LAB_CLI_MAC" "$LAB_NS_GW" "$LAB_GW_IF_CLI" "$LAB_GW_CLI_MAC" || return 1
     _lab_veth "$LAB_NS_SRV" "$LAB_SRV_IF" "$LAB_SRV_MAC" "$LAB_NS_GW" "$LAB_GW_IF_SRV" "$LAB_GW_SRV_MAC" || return 1
+    _lab_veth "$LAB_NS_OTH" "$LAB_OTH_IF" "$LAB_OTH_MAC" "$LAB_NS_GW" "$LAB_GW_IF_OTH" "$LAB_GW_OTH_MAC" || return 1
 
     # Gateway: plain router, IPv4 + IPv6 forwarding, no firewall rules.
     ip netns exec "$LAB_NS_GW" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 \
@@ -288,7 +326,9 @@ lab_up() {
     _lab_if_setup "$LAB_NS_CLI" "$LAB_CLI_IF" &&
         _lab_if_setup "$LAB_NS_GW" "$LAB_GW_IF_CLI" &&
         _lab_if_setup "$LAB_NS_GW" "$LAB_GW_IF_SRV" &&
-        _lab_if_setup "$LAB_NS_SRV" "$LAB_SRV_IF" || return 1
+        _lab_if_setup "$LAB_NS_SRV" "$LAB_SRV_IF" &&
+        _lab_if_setup "$LAB_NS_GW" "$LAB_GW_IF_OTH" &&
+        _lab_if_setup "$LAB_NS_OTH" "$LAB_OTH_IF" || return 1
 
     local ipc=(_lab_t "$LAB_STEP_TIMEOUT" ip)
     "${ipc[@]}" -n "$LAB_NS_CLI" addr add "$LAB_CLI_V4/24" dev "$LAB_CLI_IF" &&
@@ -302,12 +342,20 @@ lab_up() {
         "${ipc[@]}" -n "$LAB_NS_SRV" addr add "$LAB_SRV_V4/24" dev "$LAB_SRV_IF" &&
         "${ipc[@]}" -n "$LAB_NS_SRV" -6 addr add "$LAB_SRV_V6/64" dev "$LAB_SRV_IF" nodad &&
         "${ipc[@]}" -n "$LAB_NS_SRV" route add default via "$LAB_GW_SRV_V4" &&
-        "${ipc[@]}" -n "$LAB_NS_SRV" -6 route add default via "$LAB_GW_SRV_V6" || return 1
+        "${ipc[@]}" -n "$LAB_NS_SRV" -6 route add default via "$LAB_GW_SRV_V6" &&
+        "${ipc[@]}" -n "$LAB_NS_GW" addr add "$LAB_GW_OTH_V4/24" dev "$LAB_GW_IF_OTH" &&
+        "${ipc[@]}" -n "$LAB_NS_GW" -6 addr add "$LAB_GW_OTH_V6/64" dev "$LAB_GW_IF_OTH" nodad &&
+        "${ipc[@]}" -n "$LAB_NS_OTH" addr add "$LAB_OTH_V4/24" dev "$LAB_OTH_IF" &&
+        "${ipc[@]}" -n "$LAB_NS_OTH" -6 addr add "$LAB_OTH_V6/64" dev "$LAB_OTH_IF" nodad &&
+        "${ipc[@]}" -n "$LAB_NS_OTH" route add default via "$LAB_GW_OTH_V4" &&
+        "${ipc[@]}" -n "$LAB_NS_OTH" -6 route add default via "$LAB_GW_OTH_V6" || return 1
 
     # Link-local addresses come up without DAD, but the veth carrier may
     # need a moment: wait until the client reaches the server both ways.
     _lab_wait_for 10 lab_cli ping -c1 -W1 -n "$LAB_SRV_V4" || { lab_log "no IPv4 path cli->srv"; return 1; }
     _lab_wait_for 10 lab_cli ping -6 -c1 -W1 -n "$LAB_SRV_V6" || { lab_log "no IPv6 path cli->srv"; return 1; }
+    _lab_wait_for 10 lab_oth ping -c1 -W1 -n "$LAB_SRV_V4" || { lab_log "no IPv4 path oth->srv"; return 1; }
+    _lab_wait_for 10 lab_oth ping -6 -c1 -W1 -n "$LAB_SRV_V6" || { lab_log "no IPv6 path oth->srv"; return 1; }
 
     lab_make_content || return 1
     lab_log "lab is up"
@@ -334,9 +382,10 @@ lab_make_content() {
 }
 
 lab_down() {
+    lab_alg_stop 2>/dev/null
     lab_stop_server 2>/dev/null
     local ns pids
-    for ns in "$LAB_NS_CLI" "$LAB_NS_GW" "$LAB_NS_SRV"; do
+    for ns in "$LAB_NS_CLI" "$LAB_NS_GW" "$LAB_NS_SRV" "$LAB_NS_OTH"; do
         if _lab_ns_exists "$ns"; then
             # Anything still running inside the namespace was started by the
             # lab (servers, tcpdump, clients): end it by pid.
@@ -502,5 +551,136 @@ lab_stop_server() {
     fi
     rm -f "$LAB_SERVER_PIDFILE" "$LAB_SERVER_NAMEFILE"
     LAB_SERVER_PID=
+    return 0
+}
+
+# ---------------------------------------------------------------- firewall
+# The binary under test and the NFQUEUE number shared by its rules and its
+# daemon.  The ruleset text always comes from `$FTPALG_BIN rules`, so the
+# lab exercises exactly what ships.
+LAB_REPO=$(cd "$LAB_DIR/../.." && pwd)
+FTPALG_BIN=${FTPALG_BIN:-$LAB_REPO/target/release/ftp-alg}
+LAB_ALG_QUEUE=${LAB_ALG_QUEUE:-0}
+# shellcheck disable=SC2034  # for callers: the loaded variant, empty if none
+LAB_FW_VARIANT=
+
+# lab_fw_load VARIANT: replace the gateway's firewall with one of
+#   alg        nft sets + default-drop forward chain, iptables NFQUEUE rules
+#              (queue-bypass) for port 21; start the daemon with lab_alg_start
+#   alg-ipset  iptables + ipset; daemon with lab_alg_start --backend ipset
+#   kernel     the kernel's FTP conntrack helper (baseline, no daemon)
+#   drop       the alg ruleset, meant to run without a daemon: control
+#              connections pass (queue-bypass), data connections are dropped
+# The generated script/ruleset is kept in $LAB_STATE_DIR/fw-VARIANT.
+lab_fw_load() {
+    local variant=${1:-} file gen=() load=()
+    case "$variant" in
+    alg | drop) gen=(rules --backend nft --queue-via iptables --queue "$LAB_ALG_QUEUE") load=(sh) ;;
+    alg-ipset) gen=(rules --backend ipset --queue "$LAB_ALG_QUEUE") load=(sh) ;;
+    kernel) gen=(rules --backend kernel) load=(nft -f) ;;
+    *) lab_log "unknown firewall variant '$variant' (alg|alg-ipset|kernel|drop)"; return 1 ;;
+    esac
+    [[ -x $FTPALG_BIN ]] || { lab_log "FTPALG_BIN=$FTPALG_BIN is not executable (cargo build --release?)"; return 1; }
+    _lab_ns_exists "$LAB_NS_GW" || { lab_log "lab is not up"; return 1; }
+    lab_fw_flush || return 1
+    file="$LAB_STATE_DIR/fw-$variant"
+    _lab_t "$LAB_STEP_TIMEOUT" "$FTPALG_BIN" "${gen[@]}" >"$file" || {
+        lab_log "'$FTPALG_BIN ${gen[*]}' failed"
+        return 1
+    }
+    LAB_CMD_TIMEOUT=$LAB_STEP_TIMEOUT lab_gw "${load[@]}" "$file" || {
+        lab_log "loading the $variant ruleset ($file) into $LAB_NS_GW failed"
+        return 1
+    }
+    LAB_FW_VARIANT=$variant
+    lab_log "firewall: $variant"
+}
+
+# lab_fw_flush: the gateway goes back to a plain router.  `nft flush
+# ruleset` also removes the iptables-nft tables (and resets their policies);
+# ipset sets can only be destroyed after that, once no rule refers to them.
+lab_fw_flush() {
+    # shellcheck disable=SC2034
+    LAB_FW_VARIANT=
+    _lab_ns_exists "$LAB_NS_GW" || return 0
+    LAB_CMD_TIMEOUT=$LAB_STEP_TIMEOUT lab_gw nft flush ruleset || { lab_log "nft flush ruleset failed"; return 1; }
+    if command -v ipset >/dev/null; then
+        LAB_CMD_TIMEOUT=$LAB_STEP_TIMEOUT lab_gw ipset destroy 2>/dev/null || true
+    fi
+    return 0
+}
+
+# ------------------------------------------------------------------ ftp-alg
+# The daemon runs in the gateway namespace under `timeout` (a safety net,
+# LAB_ALG_TIMEOUT seconds).  Its stdout and stderr are appended to
+# LAB_ALG_LOG; LAB_ALG_MARK is the log's line count when the current
+# instance started, so `lab_alg_log` shows only that instance's lines.
+LAB_ALG_TIMEOUT=${LAB_ALG_TIMEOUT:-3600}
+LAB_ALG_LOG="$LAB_STATE_DIR/ftp-alg.log"
+LAB_ALG_PID=
+LAB_ALG_MARK=0
+# shellcheck disable=SC2034  # for callers: exit status of the last lab_alg_stop
+LAB_ALG_STATUS=
+
+# lab_alg_start [ARGS...]: `ftp-alg run --queue $LAB_ALG_QUEUE --backend nft
+# ARGS` in the gateway namespace (no default --backend when ARGS has one),
+# RUST_LOG=info.  Returns once the log says "ready" (at most 10 s).
+lab_alg_start() {
+    lab_alg_stop
+    [[ -x $FTPALG_BIN ]] || { lab_log "FTPALG_BIN=$FTPALG_BIN is not executable"; return 1; }
+    _lab_ns_exists "$LAB_NS_GW" || { lab_log "lab is not up"; return 1; }
+    local args=() a backend=
+    for a in "$@"; do
+        [[ $a == --backend || $a == --backend=* ]] && backend=given
+    done
+    [[ -n $backend ]] || args=(--backend nft)
+    args+=("$@")
+    mkdir -p "$LAB_STATE_DIR" && touch "$LAB_ALG_LOG" || return 1
+    LAB_ALG_MARK=$(wc -l <"$LAB_ALG_LOG")
+    timeout --kill-after=5 "$LAB_ALG_TIMEOUT" ip netns exec "$LAB_NS_GW" \
+        env RUST_LOG="${LAB_ALG_RUST_LOG:-info}" "$FTPALG_BIN" run --queue "$LAB_ALG_QUEUE" "${args[@]}" \
+        >>"$LAB_ALG_LOG" 2>&1 </dev/null &
+    LAB_ALG_PID=$!
+    _lab_wait_for 10 _lab_alg_ready_or_gone || true
+    if ! lab_alg_running || ! lab_alg_log | grep -q ready; then
+        lab_log "ftp-alg did not become ready; its log:"
+        lab_alg_log >&2
+        lab_alg_stop
+        return 1
+    fi
+    lab_log "ftp-alg running (pid $LAB_ALG_PID: run ${args[*]})"
+}
+
+# A daemon that already exited will never become ready: stop polling then.
+_lab_alg_ready_or_gone() { ! lab_alg_running || lab_alg_log | grep -q ready; }
+
+# lab_alg_log: the current (or last) instance's log lines.
+lab_alg_log() {
+    [[ -r $LAB_ALG_LOG ]] || return 0
+    tail -n "+$((LAB_ALG_MARK + 1))" "$LAB_ALG_LOG"
+}
+
+# lab_alg_running: true while the daemon started by lab_alg_start lives.
+lab_alg_running() { [[ -n $LAB_ALG_PID ]] && kill -0 "$LAB_ALG_PID" 2>/dev/null; }
+
+# lab_alg_stop: SIGTERM (the `timeout` wrapper forwards it; the daemon logs
+# its stats and exits), wait at most LAB_ALG_STOP_WAIT seconds, then SIGKILL
+# the wrapper's process group (SIGKILL cannot be forwarded; `timeout` runs
+# in a process group of its own with the daemon).  Sets LAB_ALG_STATUS.
+lab_alg_stop() {
+    local pid=$LAB_ALG_PID
+    LAB_ALG_PID=
+    [[ -n $pid ]] || return 0
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null || true
+        if ! _lab_wait_for "${LAB_ALG_STOP_WAIT:-10}" _lab_pid_gone "$pid"; then
+            lab_log "ftp-alg ignored SIGTERM for ${LAB_ALG_STOP_WAIT:-10} s; SIGKILL"
+            kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+        fi
+    fi
+    # shellcheck disable=SC2034
+    LAB_ALG_STATUS=0
+    # shellcheck disable=SC2034
+    wait "$pid" 2>/dev/null || LAB_ALG_STATUS=$?
     return 0
 }

@@ -1,0 +1,684 @@
+#!/usr/bin/env bash
+# Gateway integration tests: real FTP servers and clients through a gateway
+# namespace whose firewall is ftp-alg (or the kernel helper, or nothing).
+# Run by `make test`; needs root (skips itself otherwise).
+#
+#   bash tests/lab/gateway-tests.sh                  # everything (a few minutes)
+#   GT_PARTS="alg pinhole" bash tests/lab/gateway-tests.sh
+#   LAB_WRITE_DOCS=1 bash tests/lab/gateway-tests.sh # also rewrite docs/lab-results.md
+#
+# Parts (GT_PARTS, default all, in this order):
+#   alg      matrix {vsftpd,proftpd} x {curl,lftp} x {PASV,EPSV,PORT,EPRT} x
+#            {IPv4,IPv6} downloads + uploads through the `alg` firewall with
+#            the daemon; each cell checks the sha256, the command the client
+#            sent and the daemon's `install ... trigger=` line
+#   kernel   the same matrix through the kernel's FTP helper (baseline)
+#   drop     the same matrix through the alg ruleset without a daemon: every
+#            data connection must fail while the control connection works
+#   ipset    the alg-ipset firewall: PASV and PORT over IPv4, EPSV over IPv6
+#   pinhole  a used pinhole is closed; another host cannot use an announced
+#            port; an unused expectation expires (daemon with --timeout 3)
+#   burst    200 passive transfers back to back on one control connection
+#   restart  daemon stopped and started in the middle of a session
+#
+# Output: one line per case, `ok|FAIL|n/a NAME (details)`, then the time of
+# each part and a summary.  Exit status 1 if any case failed.  Every client
+# command has its own timeout, and a watchdog ends the client processes of
+# a case that overruns GT_CASE_BUDGET seconds.  The lab (namespaces
+# ${LAB_PREFIX}-*, default prefix ftpalg-gt) is torn down on exit.
+set -u
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+
+if [[ $(id -u) -ne 0 ]]; then
+    echo "gateway tests skipped: they need root (network namespaces, nftables)"
+    exit 0
+fi
+
+export LAB_PREFIX=${LAB_PREFIX:-ftpalg-gt}
+# shellcheck source=tests/lab/lab.sh
+source "$HERE/lab.sh"
+
+GT_PARTS=${GT_PARTS:-alg kernel drop ipset pinhole burst restart}
+GT_CASE_BUDGET=${GT_CASE_BUDGET:-40}
+GT_BURST=${GT_BURST:-200}
+PY=$LAB_SYS_PYTHON
+U=$LAB_FTP_USER P=$LAB_FTP_PASS
+SERVERS=(vsftpd proftpd)
+CLIENTS=(curl lftp)
+
+# ------------------------------------------------------------ bookkeeping
+WORK=
+WD_PID=
+N_OK=0 N_FAIL=0 N_NA=0
+declare -A CELL=()      # "variant server client mode family dir" -> label for the docs table
+CELL_LABEL=             # set by a successful cell: "ok (227)", "ok", "blocked"
+PART_TIMES=()           # "part seconds"
+BURST_RESULT=
+
+MAIN_PID=$BASHPID
+cleanup() {
+    local rc=$?
+    # Subshells (watchdog, coprocess) may see this trap: only the main
+    # shell tears the lab down.
+    [[ $BASHPID == "$MAIN_PID" ]] || exit "$rc"
+    set +e
+    trap - EXIT INT TERM
+    watchdog_stop
+    sess_kill
+    lab_down
+    [[ -n $WORK ]] && rm -rf "$WORK"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+now() { echo "${EPOCHREALTIME/,/.}"; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+# result STATUS NAME DETAILS: the one line per case.
+result() {
+    local st=$1 name=$2 det=$3
+    case "$st" in
+    ok) N_OK=$((N_OK + 1)) ;;
+    n/a) N_NA=$((N_NA + 1)) ;;
+    *) st=FAIL N_FAIL=$((N_FAIL + 1)) ;;
+    esac
+    printf '%s %s (%s)\n' "$st" "$name" "$det" | tee -a "$WORK/results.txt"
+}
+
+# The watchdog: if a case overruns its budget, end every process in the
+# client-side namespaces (the clients started by this script), so the
+# case's current command returns at once and the case fails.
+watchdog_start() {
+    local secs=$1
+    rm -f "$WORK/watchdog.fired"
+    (
+        trap - EXIT
+        trap 'kill "$sp" 2>/dev/null; exit 0' TERM
+        sleep "$secs" &
+        sp=$!
+        wait "$sp"
+        touch "$WORK/watchdog.fired"
+        for ns in "$LAB_NS_CLI" "$LAB_NS_OTH"; do
+            # shellcheck disable=SC2046
+            kill $(ip netns pids "$ns" 2>/dev/null) 2>/dev/null
+        done
+    ) &
+    WD_PID=$!
+}
+watchdog_stop() {
+    [[ -n $WD_PID ]] || return 0
+    kill "$WD_PID" 2>/dev/null
+    wait "$WD_PID" 2>/dev/null
+    WD_PID=
+}
+
+# run_case NAME FUNC ARGS...: FUNC returns 0 (ok), 1 (fail) or 2 (n/a) and
+# sets DETAIL.  The case's time is appended to the details.
+DETAIL=
+run_case() {
+    local name=$1 fn=$2 t0 rc
+    shift 2
+    DETAIL=
+    t0=$(now)
+    watchdog_start "$GT_CASE_BUDGET"
+    "$fn" "$@"
+    rc=$?
+    watchdog_stop
+    if [[ -e $WORK/watchdog.fired ]]; then
+        rc=1 DETAIL="timed out after $GT_CASE_BUDGET s; $DETAIL"
+    fi
+    case "$rc" in
+    0) result ok "$name" "$DETAIL, $(elapsed "$t0") s" ;;
+    2) result n/a "$name" "$DETAIL" ;;
+    *) result FAIL "$name" "$DETAIL, $(elapsed "$t0") s" ;;
+    esac
+    return "$rc"
+}
+
+part_selected() { [[ " $GT_PARTS " == *" $1 "* ]]; }
+
+# part NAME FUNC: runs a part and records its duration.
+part() {
+    local name=$1 fn=$2 t0
+    part_selected "$name" || return 0
+    echo "== $name"
+    t0=$(now)
+    "$fn"
+    PART_TIMES+=("$name $(elapsed "$t0")")
+}
+
+# --------------------------------------------------------------- clients
+sha_of() { sha256sum <"$1" | cut -d' ' -f1; }
+want_sha() { lab_content_sha256 "$1"; }
+
+# Expected daemon trigger and the client's command for each mode.
+trigger_of() {
+    case "$1" in PASV) echo 227 ;; EPSV) echo 229 ;; *) echo "$1" ;; esac
+}
+
+# The lftp settings for a mode; empty (and status 1) if lftp cannot be
+# forced into it.  lftp chooses EPRT by the address family (EPRT only
+# over IPv6, PORT over IPv4) and has no setting to change that.
+lftp_mode() {
+    case "$1/$2" in
+    PASV/v4) echo "set ftp:passive-mode on; set ftp:prefer-epsv no" ;;
+    EPSV/*) echo "set ftp:passive-mode on; set ftp:prefer-epsv yes" ;;
+    PORT/v4 | EPRT/v6) echo "set ftp:passive-mode off" ;;
+    *) return 1 ;;
+    esac
+}
+
+# Client time limits: short, as a blocked data connection must fail fast.
+CURL_BASE=(curl -sS -v --connect-timeout 3 -m 6 -u "$U:$P")
+LFTP_BASE="set ftp:ssl-allow no; set net:max-retries 1; set net:persist-retries 0; set net:timeout 3;
+    set net:reconnect-interval-base 1; set xfer:clobber on; set cmd:fail-exit yes"
+
+# client_run CLIENT MODE FAMILY DIR TRACE OUT: one transfer, client
+# protocol trace into TRACE.  Download: pub/file200k.bin into OUT.  Upload:
+# file20k.bin to upload/OUT (a name).  Returns the client's status.
+client_run() {
+    local client=$1 mode=$2 fam=$3 dir=$4 trace=$5 out=$6 host opts=()
+    if [[ $fam == v4 ]]; then host=$LAB_SRV_V4; else host="[$LAB_SRV_V6]"; fi
+    case "$client" in
+    curl)
+        case "$mode" in
+        PASV) opts=(--disable-epsv) ;;
+        EPSV) opts=() ;;
+        PORT) opts=(-P - --disable-eprt) ;;
+        EPRT) opts=(-P -) ;;
+        esac
+        if [[ $dir == down ]]; then
+            LAB_CMD_TIMEOUT=15 lab_cli "${CURL_BASE[@]}" "${opts[@]}" -o "$out" \
+                "ftp://$host/pub/file200k.bin" 2>"$trace"
+        else
+            LAB_CMD_TIMEOUT=15 lab_cli "${CURL_BASE[@]}" "${opts[@]}" -T "$WORK/file20k.bin" \
+                "ftp://$host/upload/$out" 2>"$trace"
+        fi
+        ;;
+    lftp)
+        local xfer
+        if [[ $dir == down ]]; then
+            xfer="get pub/file200k.bin -o $out"
+        else
+            xfer="put $WORK/file20k.bin -o upload/$out"
+        fi
+        rm -f "$trace"
+        LAB_CMD_TIMEOUT=15 lab_cli env HOME="$WORK/home" lftp -c "$LFTP_BASE; $(lftp_mode "$mode" "$fam");
+            debug -o $trace 9; open -u $U,$P ftp://$host; $xfer; bye" 2>>"$trace.err"
+        ;;
+    esac
+}
+
+# trace_cmds CLIENT TRACE: the data-connection commands the client sent, in
+# order, one per line (PASV EPSV PORT EPRT).
+trace_cmds() {
+    local re='(PASV|EPSV|PORT|EPRT)'
+    case "$1" in
+    curl) grep -aoE "^> $re" "$2" | cut -c3- ;;
+    lftp) grep -aoE -- "^---> $re" "$2" | cut -c6- ;;
+    esac
+}
+# trace_logged_in CLIENT TRACE: the server answered 230 (control works).
+trace_logged_in() {
+    case "$1" in
+    curl) grep -aqE '^< 230' "$2" ;;
+    lftp) grep -aqE -- '^<--- 230' "$2" ;;
+    esac
+}
+
+# ---------------------------------------------------------- matrix cells
+CELL_SEQ=0
+
+# cell VARIANT SERVER CLIENT MODE FAMILY DIR: one transfer through the
+# loaded firewall.  alg/alg-ipset/kernel: must succeed with the right
+# checksum and mode (and, with the daemon, the matching install line).
+# drop: the client must log in and ask for the mode, and the transfer must
+# fail.
+cell() {
+    local variant=$1 server=$2 client=$3 mode=$4 fam=$5 dir=$6
+    local trace out got want cmds mark rc=0
+    if [[ $client == lftp ]] && ! lftp_mode "$mode" "$fam" >/dev/null; then
+        DETAIL="lftp sends EPRT only over IPv6 (PORT over IPv4); no ftp:* setting forces EPRT on IPv4"
+        return 2
+    fi
+    CELL_SEQ=$((CELL_SEQ + 1))
+    trace="$WORK/trace.$CELL_SEQ"
+    mark=$(wc -l <"$LAB_ALG_LOG" 2>/dev/null || echo 0)
+    rm -f "$WORK/dl.bin" "$LAB_FTP_ROOT/upload/"*
+    if [[ $dir == down ]]; then
+        out="$WORK/dl.bin"
+        want=$(want_sha file200k.bin)
+    else
+        out="up-$CELL_SEQ.bin"
+        want=$(want_sha file20k.bin)
+    fi
+    client_run "$client" "$mode" "$fam" "$dir" "$trace" "$out" || rc=$?
+    if [[ $dir == down ]]; then
+        got=$( [[ -f $out ]] && sha_of "$out")
+    else
+        got=$( [[ -f $LAB_FTP_ROOT/upload/$out ]] && sha_of "$LAB_FTP_ROOT/upload/$out")
+    fi
+    cmds=$(trace_cmds "$client" "$trace" | tr '\n' ' ')
+    cmds=${cmds% }
+
+    if [[ $variant == drop ]]; then
+        trace_logged_in "$client" "$trace" || { DETAIL="control connection failed (no 230), client rc=$rc"; return 1; }
+        [[ " $cmds " == *" $mode "* ]] || { DETAIL="client never sent $mode (sent: ${cmds:-nothing})"; return 1; }
+        if [[ $rc -eq 0 || $got == "$want" ]]; then
+            DETAIL="data connection NOT blocked: transfer succeeded (sent $cmds)"
+            return 1
+        fi
+        DETAIL="blocked: logged in, sent $cmds, client rc=$rc"
+        CELL_LABEL=blocked
+        return 0
+    fi
+
+    if [[ $rc -ne 0 || $got != "$want" ]]; then
+        DETAIL="client rc=$rc, sha256 ${got:0:12} want ${want:0:12}, sent ${cmds:-nothing}; trace $(tail -n 2 "$trace" | tr '\n' ' ' | cut -c1-160)"
+        return 1
+    fi
+    # The intended mode, and only it (curl falls back from EPSV to PASV
+    # and from EPRT to PORT when the first data connection fails).
+    if [[ $cmds != "$mode" ]]; then
+        DETAIL="sha256 ok but the client sent '$cmds', not just $mode"
+        return 1
+    fi
+    DETAIL="sha256 ok, sent $mode"
+    CELL_LABEL=ok
+    if [[ $variant == alg* ]]; then
+        local trig lines
+        trig=$(trigger_of "$mode")
+        lines=$(tail -n "+$((mark + 1))" "$LAB_ALG_LOG" | grep -a 'install' || true)
+        if ! grep -q "trigger=$trig\b" <<<"$lines"; then
+            DETAIL="$DETAIL, but no 'install ... trigger=$trig' in the daemon log (got: $(head -c 200 <<<"$lines"))"
+            return 1
+        fi
+        DETAIL="$DETAIL, install trigger=$trig"
+        CELL_LABEL="ok ($trig)"
+    fi
+    return 0
+}
+
+# matrix VARIANT: every server x client x mode x family, plus uploads.
+matrix() {
+    local variant=$1 server client mode fam
+    for server in "${SERVERS[@]}"; do
+        lab_start_server "$server" 2>/dev/null || { result FAIL "$variant/$server/start" "server did not start"; continue; }
+        for client in "${CLIENTS[@]}"; do
+            for mode in PASV EPSV PORT EPRT; do
+                for fam in v4 v6; do
+                    # PASV and PORT carry an IPv4 address: IPv4 only.
+                    [[ $fam == v6 && ($mode == PASV || $mode == PORT) ]] && continue
+                    matrix_cell "$variant" "$server" "$client" "$mode" "$fam" down
+                done
+            done
+        done
+        # Uploads: one passive over IPv4 (curl), one active over IPv6 (lftp).
+        matrix_cell "$variant" "$server" curl EPSV v4 up
+        matrix_cell "$variant" "$server" lftp EPRT v6 up
+        lab_stop_server
+    done
+}
+
+matrix_cell() {
+    local variant=$1 rc=0
+    shift
+    CELL_LABEL=
+    run_case "$variant/$1/$2/$3/$4/$5" cell "$variant" "$@" || rc=$?
+    case "$rc" in 0) CELL["$variant $*"]=$CELL_LABEL ;; 2) CELL["$variant $*"]="n/a ¹" ;; *) CELL["$variant $*"]=FAIL ;; esac
+}
+
+# daemon_or_fail NAME ARGS...: start the daemon, or report NAME as failed.
+daemon_or_fail() {
+    local name=$1
+    shift
+    if lab_alg_start "$@" 2>"$WORK/alg-start.err"; then return 0; fi
+    result FAIL "$name" "ftp-alg did not start: $(tail -n 3 "$WORK/alg-start.err" | tr '\n' ' ')"
+    return 1
+}
+
+# daemon_stop_check NAME: SIGTERM, exit 0 within the limit, a stats line.
+daemon_stop_check() {
+    local name=$1 stats
+    lab_alg_stop
+    # The stats line without its log prefix ("[time LEVEL module] queue 0: ").
+    stats=$(lab_alg_log | grep -a 'stats' | tail -n 1 | sed -e 's/^\[[^]]*\] *//')
+    if [[ $LAB_ALG_STATUS -eq 0 && -n $stats ]]; then
+        result ok "$name" "exit 0 on SIGTERM; ${stats:0:200}"
+    else
+        result FAIL "$name" "exit status $LAB_ALG_STATUS, stats line '${stats:0:200}'"
+    fi
+}
+
+part_alg() {
+    lab_fw_load alg || { result FAIL alg/firewall "lab_fw_load alg failed"; return; }
+    daemon_or_fail alg/daemon-start || { lab_fw_flush; return; }
+    matrix alg
+    daemon_stop_check alg/daemon-stop
+    lab_fw_flush
+}
+part_kernel() {
+    lab_fw_load kernel || { result FAIL kernel/firewall "lab_fw_load kernel failed"; return; }
+    matrix kernel
+    lab_fw_flush
+}
+part_drop() {
+    lab_fw_load drop || { result FAIL drop/firewall "lab_fw_load drop failed"; return; }
+    matrix drop
+    lab_fw_flush
+}
+part_ipset() {
+    lab_fw_load alg-ipset || { result FAIL alg-ipset/firewall "lab_fw_load alg-ipset failed"; return; }
+    daemon_or_fail alg-ipset/daemon-start --backend ipset || { lab_fw_flush; return; }
+    lab_start_server vsftpd 2>/dev/null || { result FAIL alg-ipset/vsftpd/start "server did not start"; return; }
+    matrix_cell alg-ipset vsftpd curl PASV v4 down
+    matrix_cell alg-ipset vsftpd curl PORT v4 down
+    matrix_cell alg-ipset vsftpd curl EPSV v6 down
+    lab_stop_server
+    daemon_stop_check alg-ipset/daemon-stop
+    lab_fw_flush
+}
+
+# ------------------------------------------------- scripted FTP sessions
+# One ftp_probe.py session in the client namespace, driven line by line
+# through a coprocess.
+SESS_PID=
+sess_open() { # sess_open HOST
+    sess_kill
+    coproc SESS { LAB_CMD_TIMEOUT=${SESS_LIMIT:-60} lab_cli "$PY" "$HERE/ftp_probe.py" session "$1" "$U" "$P" \
+        2>"$WORK/session.err"; }
+    local line=
+    [[ -n ${SESS[0]:-} ]] && read -r -t 15 line <&"${SESS[0]}"
+    [[ $line == ready ]] || { DETAIL="session did not log in: $line $(tail -n 2 "$WORK/session.err")"; return 1; }
+}
+REPLY_LINE=
+sess_cmd() { # sess_cmd TIMEOUT COMMAND...; the answer in REPLY_LINE
+    local t=$1
+    shift
+    REPLY_LINE=
+    [[ -n ${SESS[1]:-} && -n ${SESS[0]:-} ]] || { REPLY_LINE="fail session gone"; return 1; }
+    echo "$*" >&"${SESS[1]}" || { REPLY_LINE="fail session gone"; return 1; }
+    read -r -t "$t" REPLY_LINE <&"${SESS[0]:-}" || { REPLY_LINE="fail no answer to '$*' within $t s"; return 1; }
+    [[ $REPLY_LINE != fail* ]]
+}
+sess_close() {
+    [[ -n $SESS_PID ]] || return 0
+    sess_cmd 10 quit || true
+    sess_kill
+}
+sess_kill() {
+    [[ -n $SESS_PID ]] || return 0
+    kill "$SESS_PID" 2>/dev/null
+    wait "$SESS_PID" 2>/dev/null
+    SESS_PID=
+}
+
+srv_host() { if [[ $1 == v4 ]]; then echo "$LAB_SRV_V4"; else echo "$LAB_SRV_V6"; fi; }
+
+# A used pinhole is gone: after a completed passive transfer, a new
+# connection to the same port must time out at the gateway (a RST would
+# mean the SYN reached the server, i.e. crossed the firewall).
+case_reuse() {
+    local fam=$1 port
+    sess_open "$(srv_host "$fam")" || return 1
+    sess_cmd 10 pasv || { DETAIL="pasv: $REPLY_LINE"; return 1; }
+    port=${REPLY_LINE#port }
+    sess_cmd 20 retr pub/file20k.bin || { DETAIL="transfer on port $port: $REPLY_LINE"; return 1; }
+    [[ $REPLY_LINE == *" $(want_sha file20k.bin)" ]] || { DETAIL="checksum: $REPLY_LINE"; return 1; }
+    sess_cmd 10 probe "$port" 3
+    local probe=$REPLY_LINE
+    sess_close
+    DETAIL="transfer ok on port $port; reconnect: $probe"
+    [[ $probe == timeout ]]
+}
+
+# Port theft: another host connects to an announced passive port while the
+# server listens on it; the SYN must be dropped (timeout), and then the real
+# client's data connection must still succeed.
+case_third_host() {
+    local fam=$1 port host probe
+    host=$(srv_host "$fam")
+    sess_open "$host" || return 1
+    sess_cmd 10 pasv || { DETAIL="pasv: $REPLY_LINE"; return 1; }
+    port=${REPLY_LINE#port }
+    probe=$(LAB_CMD_TIMEOUT=10 lab_oth "$PY" "$HERE/ftp_probe.py" connect "$host" "$port" --timeout 3)
+    sess_cmd 20 retr pub/file20k.bin
+    local xfer=$REPLY_LINE
+    sess_close
+    DETAIL="port $port: other host: ${probe:-nothing}; client: ${xfer:0:40}"
+    [[ $probe == timeout && $xfer == "ok 20480 $(want_sha file20k.bin)" ]]
+}
+
+# expect_elems SET: number of elements in the gateway's nft set.
+expect_elems() {
+    LAB_CMD_TIMEOUT=10 lab_gw nft -j list set inet ftpalg "$1" |
+        "$PY" -c 'import json,sys
+d = json.load(sys.stdin)
+print(sum(len(o["set"].get("elem", [])) for o in d["nftables"] if "set" in o))'
+}
+
+# Expiry: with --timeout 3 an unused PASV expectation leaves the set, and a
+# late connection times out (the server still listens on the port).
+case_expiry() {
+    local port before after
+    sess_open "$LAB_SRV_V4" || return 1
+    sess_cmd 10 pasv || { DETAIL="pasv: $REPLY_LINE"; return 1; }
+    port=${REPLY_LINE#port }
+    before=$(expect_elems expect4)
+    sleep 4.5
+    after=$(expect_elems expect4)
+    sess_cmd 10 probe "$port" 3
+    local probe=$REPLY_LINE
+    sess_close
+    DETAIL="port $port: expect4 had $before element(s), after 4.5 s $after; late connect: $probe"
+    [[ $before -ge 1 && $after -eq 0 && $probe == timeout ]]
+}
+
+part_pinhole() {
+    lab_fw_load alg || { result FAIL pinhole/firewall "lab_fw_load alg failed"; return; }
+    lab_start_server vsftpd 2>/dev/null || { result FAIL pinhole/vsftpd "server did not start"; return; }
+    if daemon_or_fail pinhole/daemon-start; then
+        run_case pinhole/reuse-after-transfer/v4 case_reuse v4
+        run_case pinhole/reuse-after-transfer/v6 case_reuse v6
+        run_case pinhole/third-host/v4 case_third_host v4
+        run_case pinhole/third-host/v6 case_third_host v6
+        lab_alg_stop
+    fi
+    if daemon_or_fail pinhole/daemon-start-timeout-3 --timeout 3; then
+        run_case pinhole/expiry-3s/v4 case_expiry
+        lab_alg_stop
+    fi
+    lab_stop_server
+    lab_fw_flush
+}
+
+# GT_BURST passive transfers on one control connection, zero failures.
+# case_burst alg: with the daemon (one install line per transfer);
+# case_burst kernel: the same through the kernel helper, for comparison.
+case_burst() {
+    local variant=$1 mark=0 installs=
+    [[ $variant == alg ]] && mark=$(wc -l <"$LAB_ALG_LOG")
+    SESS_LIMIT=170 sess_open "$LAB_SRV_V4" || return 1
+    sess_cmd 150 burst "$GT_BURST" pub/README.txt
+    local r=$REPLY_LINE
+    sess_close
+    DETAIL=$r
+    [[ $r == "ok $GT_BURST "* ]] || return 1
+    DETAIL="$GT_BURST transfers in ${r##* } s"
+    if [[ $variant == alg ]]; then
+        BURST_RESULT="$DETAIL"
+        installs=$(tail -n "+$((mark + 1))" "$LAB_ALG_LOG" | grep -ac 'install.*trigger=227')
+        DETAIL="$DETAIL, $installs install lines"
+        ((installs >= GT_BURST)) || return 1
+    else
+        BURST_RESULT="$BURST_RESULT; through the kernel helper: ${r##* } s"
+    fi
+}
+
+part_burst() {
+    lab_fw_load alg || { result FAIL burst/firewall "lab_fw_load alg failed"; return; }
+    lab_start_server vsftpd 2>/dev/null || { result FAIL burst/vsftpd "server did not start"; return; }
+    if daemon_or_fail burst/daemon-start; then
+        GT_CASE_BUDGET=180 run_case "burst/$GT_BURST-pasv-one-session" case_burst alg
+        lab_alg_stop
+    fi
+    if lab_fw_load kernel; then
+        GT_CASE_BUDGET=180 run_case "burst/$GT_BURST-pasv-one-session-kernel-helper" case_burst kernel
+    else
+        result FAIL burst/kernel-firewall "lab_fw_load kernel failed"
+    fi
+    lab_stop_server
+    lab_fw_flush
+}
+
+# Mid-stream pickup: a session that began under one daemon instance goes
+# on under the next one (SIGTERM, start again), and PASV still works.  A
+# NOOP comes first: a picked-up connection is framed in each direction only
+# after its first LF (docs/policy.md), so the first segment each way after
+# the restart is not read; an idle client's next command would be PASV,
+# but a client that sends PASV first gets no pinhole, by design.
+case_restart() {
+    local before after mark
+    sess_open "$LAB_SRV_V4" || return 1
+    if ! sess_cmd 10 pasv || ! sess_cmd 20 retr pub/file20k.bin; then
+        DETAIL="first transfer: $REPLY_LINE"
+        return 1
+    fi
+    before=$REPLY_LINE
+    lab_alg_stop
+    [[ $LAB_ALG_STATUS -eq 0 ]] || { DETAIL="daemon exit status $LAB_ALG_STATUS on SIGTERM"; return 1; }
+    lab_alg_start 2>"$WORK/alg-start.err" || { DETAIL="daemon did not start again"; return 1; }
+    mark=$LAB_ALG_MARK
+    sess_cmd 10 noop || { DETAIL="NOOP after restart: $REPLY_LINE"; return 1; }
+    if ! sess_cmd 10 pasv || ! sess_cmd 20 retr pub/file20k.bin; then
+        DETAIL="transfer after restart: $REPLY_LINE"
+        return 1
+    fi
+    after=$REPLY_LINE
+    sess_close
+    local inst
+    inst=$(tail -n "+$((mark + 1))" "$LAB_ALG_LOG" | grep -ac 'install.*trigger=227')
+    DETAIL="before: ${before:0:8}, after restart: ${after:0:8}, new instance installs: $inst"
+    [[ $after == "ok 20480 $(want_sha file20k.bin)" && $inst -ge 1 ]]
+}
+
+part_restart() {
+    lab_fw_load alg || { result FAIL restart/firewall "lab_fw_load alg failed"; return; }
+    lab_start_server vsftpd 2>/dev/null || { result FAIL restart/vsftpd "server did not start"; return; }
+    if daemon_or_fail restart/daemon-start; then
+        run_case restart/mid-session-pickup case_restart
+        lab_alg_stop
+    fi
+    lab_stop_server
+    lab_fw_flush
+}
+
+# ------------------------------------------------------------------ docs
+# docs/lab-results.md: the matrix for alg / kernel / drop.
+write_docs() {
+    local f="$REPO/docs/lab-results.md" server client mode fam dir key v a
+    {
+        echo "# Gateway lab results"
+        echo
+        echo "Generated by \`LAB_WRITE_DOCS=1 bash tests/lab/gateway-tests.sh\` ($(date -u +%Y-%m-%d), Linux $(uname -r),"
+        echo "ftp-alg $(git -C "$REPO" describe --always 2>/dev/null || echo unknown))."
+        echo "Each cell is one transfer through the gateway namespace of \`tests/lab/lab.sh\`:"
+        echo
+        echo "- **alg**: \`ftp-alg rules --backend nft --queue-via iptables\` + \`ftp-alg run --backend nft\`."
+        echo "  ok (T) = the sha256 matches, the client sent exactly the intended command, and the daemon"
+        echo "  logged \`install ... trigger=T\` for it."
+        echo "- **kernel**: \`ftp-alg rules --backend kernel\` (the kernel's \`ct helper\` \"ftp\"), the baseline."
+        echo "- **drop**: the alg ruleset without the daemon. blocked (the expected result) = the client logged"
+        echo "  in and sent the command, and the data connection failed (curl \`--connect-timeout 3 -m 6\`, lftp \`net:timeout 3\`)."
+        echo
+        echo "Downloads are \`pub/file200k.bin\` (200 KiB), uploads \`file20k.bin\`. PASV and PORT carry an IPv4"
+        echo "address, so they exist only over IPv4."
+        echo
+        echo "| server | client | mode | IP | transfer | alg | kernel | drop |"
+        echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+        for server in "${SERVERS[@]}"; do
+            for key in "${MATRIX_ROWS[@]}"; do
+                read -r client mode fam dir <<<"$key"
+                printf '| %s | %s | %s | %s | %s |' "$server" "$client" "$mode" "${fam/v/IPv}" \
+                    "$([[ $dir == down ]] && echo download || echo upload)"
+                for v in alg kernel drop; do
+                    a=${CELL["$v $server $client $mode $fam $dir"]:-not run}
+                    printf ' %s |' "$a"
+                done
+                echo
+            done
+        done
+        echo
+        echo "¹ lftp sends EPRT only over IPv6 (PORT over IPv4); none of its \`ftp:*\` settings forces EPRT on IPv4."
+        echo
+        echo "Other cases of the same run:"
+        echo
+        echo '```'
+        grep -vE '^(ok|FAIL|n/a) (alg|kernel|drop)/(vsftpd|proftpd)/' "$WORK/results.txt" | grep -E '^(ok|FAIL|n/a) '
+        echo '```'
+        echo
+        echo "Time of each part (seconds, 2 cores):"
+        echo
+        echo "| part | seconds |"
+        echo "| --- | --- |"
+        local pt
+        for pt in "${PART_TIMES[@]}"; do
+            printf '| %s | %s |\n' "${pt% *}" "${pt##* }"
+        done
+    } >"$f"
+    echo "wrote $f"
+}
+
+MATRIX_ROWS=()
+for client in "${CLIENTS[@]}"; do
+    for mode in PASV EPSV PORT EPRT; do
+        for fam in v4 v6; do
+            [[ $fam == v6 && ($mode == PASV || $mode == PORT) ]] && continue
+            MATRIX_ROWS+=("$client $mode $fam down")
+        done
+    done
+done
+MATRIX_ROWS+=("curl EPSV v4 up" "lftp EPRT v6 up")
+
+# ------------------------------------------------------------------ main
+main() {
+    local t0
+    t0=$(now)
+    [[ -x $FTPALG_BIN ]] || { echo "gateway tests: $FTPALG_BIN missing (cargo build --release)" >&2; exit 1; }
+    echo "== gateway tests: $FTPALG_BIN, parts: $GT_PARTS (lab prefix $LAB_PREFIX)"
+    lab_install_deps || { echo "gateway tests: lab_install_deps failed" >&2; exit 1; }
+    WORK=$(mktemp -d /tmp/ftp-alg-gateway.XXXXXX) || exit 1
+    mkdir -p "$WORK/home"
+    chmod 755 "$WORK"
+    lab_up 2>"$WORK/lab-up.err" || { cat "$WORK/lab-up.err" >&2; echo "gateway tests: lab_up failed" >&2; exit 1; }
+    cp "$LAB_FTP_ROOT/pub/file20k.bin" "$WORK/"
+    # The lab's own progress messages go to a file; the cases print the results.
+    exec 3>&2 2>>"$WORK/lab.log"
+
+    part alg part_alg
+    part kernel part_kernel
+    part drop part_drop
+    part ipset part_ipset
+    part pinhole part_pinhole
+    part burst part_burst
+    part restart part_restart
+
+    exec 2>&3 3>&-
+    echo "== time per part (s): $(printf '%s; ' "${PART_TIMES[@]}")"
+    [[ -n $BURST_RESULT ]] && echo "== burst: $BURST_RESULT"
+    if [[ ${LAB_WRITE_DOCS:-0} == 1 ]]; then write_docs; fi
+    echo "== gateway tests: $N_OK ok, $N_FAIL FAIL, $N_NA n/a in $(elapsed "$t0") s"
+    if ((N_FAIL > 0)); then
+        echo "== lab messages (last 30 lines):"
+        tail -n 30 "$WORK/lab.log"
+        echo "== ftp-alg log (last 30 lines):"
+        tail -n 30 "$LAB_ALG_LOG" 2>/dev/null
+        return 1
+    fi
+}
+
+main "$@"
