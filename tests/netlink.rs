@@ -186,7 +186,8 @@ fn inner_nft_check_reports_missing_and_wrong_sets() {
     assert_eq!(
         error.to_string(),
         "nftables set inet ftpalg expect4 does not exist: load the ruleset with `ftp-alg \
-         rules --backend nft | nft -f -`"
+         rules --backend nft | nft -f -` (on kernels without the nft queue statement: \
+         `ftp-alg rules --backend nft --queue-via iptables | sh`)"
     );
     let v4 = element("198.51.100.2", "203.0.113.2", 40123, 1000);
     let error = nft.install(&[v4]).unwrap_err();

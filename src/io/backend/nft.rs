@@ -34,6 +34,7 @@ use crate::io::netlink::consts::NFNL_SUBSYS_NFTABLES;
 use crate::io::netlink::consts::NFPROTO_INET;
 use crate::io::netlink::consts::NFPROTO_UNSPEC;
 use crate::io::netlink::consts::NFT_MSG_DELSETELEM;
+use crate::io::netlink::consts::NFT_MSG_DESTROYSETELEM;
 use crate::io::netlink::consts::NFT_MSG_GETSET;
 use crate::io::netlink::consts::NFT_MSG_NEWSETELEM;
 use crate::io::netlink::consts::NFT_SET_TIMEOUT;
@@ -65,6 +66,8 @@ pub struct NftBackend {
     names: Names,
     socket: Option<Socket>,
     writer: Writer,
+    /// False once the kernel turned `DESTROYSETELEM` down (before Linux 6.3).
+    destroy: bool,
 }
 
 /// The table and set names (apart from the socket, so both can be borrowed at once).
@@ -88,6 +91,7 @@ impl NftBackend {
             },
             socket: None,
             writer: Writer::new(),
+            destroy: true,
         }
     }
 
@@ -266,12 +270,31 @@ impl Backend for NftBackend {
         }
     }
 
+    /// Most removals name an element the kernel already consumed (the data connection came).
+    /// `DELSETELEM` of a missing element fails the whole transaction, and an aborted
+    /// nf_tables transaction costs 15-20 ms (measured on 6.18), stalling the worker and the
+    /// packet it holds. `DESTROYSETELEM` (Linux 6.3+) skips missing elements and commits in
+    /// microseconds; older kernels fall back to `DELSETELEM`.
     fn remove(&mut self, elements: &[Element]) -> Result<(), BackendError> {
         let (v4, v6) = split_families(elements)?;
         if elements.is_empty() {
             return Ok(());
         }
         let groups = [v4, v6];
+        if self.destroy {
+            let (exchange, sent) = self.transact(NFT_MSG_DESTROYSETELEM, &groups)?;
+            match first_refusal(&exchange, &sent) {
+                None => return Ok(()),
+                Some((_, refusal)) if matches!(refusal.errno, libc::EOPNOTSUPP | libc::EINVAL) => {
+                    log::info!(
+                        "nft: DESTROYSETELEM unsupported (kernel before 6.3); using DELSETELEM"
+                    );
+                    self.destroy = false;
+                }
+                // A missing set, or another refusal: the slow path below says which.
+                Some(_) => {}
+            }
+        }
         let (exchange, sent) = self.transact(NFT_MSG_DELSETELEM, &groups)?;
         match first_refusal(&exchange, &sent) {
             None => Ok(()),

@@ -76,6 +76,9 @@ pub const NFT_MSG_GETSET: u16 = 10;
 pub const NFT_MSG_NEWSETELEM: u16 = 12;
 /// Delete set elements.
 pub const NFT_MSG_DELSETELEM: u16 = 14;
+/// Delete set elements, elements already gone included (Linux 6.3+; after
+/// `NFT_MSG_GETRULE_RESET` = 25 come the `DESTROY*` messages 26..32).
+pub const NFT_MSG_DESTROYSETELEM: u16 = 30;
 /// `enum nft_set_attributes`: table name.
 pub const NFTA_SET_TABLE: u16 = 1;
 /// Set name.
