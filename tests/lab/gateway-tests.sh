@@ -63,7 +63,7 @@ cleanup() {
     # Subshells (watchdog, coprocess) may see this trap: only the main
     # shell tears the lab down.
     [[ $BASHPID == "$MAIN_PID" ]] || exit "$rc"
-    set +e
+    set +eu
     trap - EXIT INT TERM
     watchdog_stop
     sess_kill
@@ -385,12 +385,15 @@ part_ipset() {
 
 # ------------------------------------------------- scripted FTP sessions
 # One ftp_probe.py session in the client namespace, driven line by line
-# through a coprocess.
-SESS_PID=
+# through a coprocess.  Bash unsets SESS and SESS_PID as soon as the
+# coprocess ends, so the pid is kept in SESS_JOB, and SESS is only read
+# with a default.
+SESS_JOB=
 sess_open() { # sess_open HOST
     sess_kill
     coproc SESS { LAB_CMD_TIMEOUT=${SESS_LIMIT:-60} lab_cli "$PY" "$HERE/ftp_probe.py" session "$1" "$U" "$P" \
         2>"$WORK/session.err"; }
+    SESS_JOB=${SESS_PID:-}
     local line=
     [[ -n ${SESS[0]:-} ]] && read -r -t 15 line <&"${SESS[0]}"
     [[ $line == ready ]] || { DETAIL="session did not log in: $line $(tail -n 2 "$WORK/session.err")"; return 1; }
@@ -412,15 +415,15 @@ sess_cmd() { # sess_cmd TIMEOUT COMMAND...; the answer in REPLY_LINE
     [[ $REPLY_LINE != fail* ]]
 }
 sess_close() {
-    [[ -n $SESS_PID ]] || return 0
+    [[ -n $SESS_JOB ]] || return 0
     sess_cmd 10 quit || true
     sess_kill
 }
 sess_kill() {
-    [[ -n $SESS_PID ]] || return 0
-    kill "$SESS_PID" 2>/dev/null
-    wait "$SESS_PID" 2>/dev/null
-    SESS_PID=
+    [[ -n $SESS_JOB ]] || return 0
+    kill "$SESS_JOB" 2>/dev/null
+    wait "$SESS_JOB" 2>/dev/null
+    SESS_JOB=
 }
 
 srv_host() { if [[ $1 == v4 ]]; then echo "$LAB_SRV_V4"; else echo "$LAB_SRV_V6"; fi; }
