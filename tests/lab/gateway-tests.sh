@@ -401,7 +401,13 @@ sess_cmd() { # sess_cmd TIMEOUT COMMAND...; the answer in REPLY_LINE
     shift
     REPLY_LINE=
     [[ -n ${SESS[1]:-} && -n ${SESS[0]:-} ]] || { REPLY_LINE="fail session gone"; return 1; }
-    echo "$*" >&"${SESS[1]}" || { REPLY_LINE="fail session gone"; return 1; }
+    # A session that died (e.g. ended by the watchdog) must not take this
+    # shell down with SIGPIPE: ignore it just for the write (EPIPE instead).
+    local wrote=0
+    trap '' PIPE
+    { echo "$*" >&"${SESS[1]}"; } 2>/dev/null && wrote=1
+    trap - PIPE
+    ((wrote)) || { REPLY_LINE="fail session gone"; return 1; }
     read -r -t "$t" REPLY_LINE <&"${SESS[0]:-}" || { REPLY_LINE="fail no answer to '$*' within $t s"; return 1; }
     [[ $REPLY_LINE != fail* ]]
 }
