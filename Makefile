@@ -1,6 +1,6 @@
 # ftp-alg: one entry point for people and CI.
 #   make demo         - the main job live: a gateway namespace lab with vsftpd, the ftp-alg
-#                       firewall and daemon, real transfers through it (root; ~10 s)
+#                       firewall and daemon, real transfers through it (root; ~5 s)
 #   make replay-demo  - the engine on built-in samples (replays the project's captures)
 #   make test         - install what is needed, build, lint, run every test, then the
 #                       gateway integration tests (root only; they skip themselves otherwise)
@@ -44,7 +44,7 @@ test: deps lint
 
 # The gateway integration suite (tests/lab/gateway-tests.sh): real servers and clients through
 # the ftp-alg firewall, the kernel helper and a bare default-drop gateway. Needs root; as
-# another user it prints that it is skipped. About 3 minutes; bounded by the timeout below.
+# another user it prints that it is skipped. About 2.5 minutes; bounded by the timeout below.
 gateway-tests:
 	@if [ "$$(id -u)" -eq 0 ]; then $(CARGO) build --locked --release; fi
 	timeout --kill-after=30 900 bash tests/lab/gateway-tests.sh
