@@ -166,10 +166,12 @@ pub fn run(settings: &Settings, log_file: Option<&LogFile>) -> Result<(), Daemon
         Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1]).map_err(DaemonError::Setup)?;
     let clock = Clock::start();
     let mut handles = Vec::new();
+    let mut described = String::new();
     for &number in &settings.queues {
         // Each worker has its own netlink sockets; the sets are checked before any packet is
         // taken from the kernel.
         let backend = open_backend(&settings.backend)?;
+        described = backend.describe();
         let queue = Queue::open(number, &settings.queue).map_err(|error| DaemonError::Bind {
             queue: number,
             error,
@@ -179,7 +181,7 @@ pub fn run(settings: &Settings, log_file: Option<&LogFile>) -> Result<(), Daemon
     log::info!(
         "ready: queue(s) {:?} bound, backend {}, policy {}, lifetime {}",
         settings.queues,
-        describe(&settings.backend),
+        described,
         match settings.engine.policy {
             crate::config::Policy::Strict => "strict",
             crate::config::Policy::Loose => "loose",
@@ -226,16 +228,6 @@ pub fn run(settings: &Settings, log_file: Option<&LogFile>) -> Result<(), Daemon
         }
     }
     failure.map_or(Ok(()), Err)
-}
-
-fn describe(choice: &BackendChoice) -> String {
-    match choice {
-        BackendChoice::Nft { table, set4, set6 } => {
-            format!("nft (table inet {table}, sets {set4}/{set6})")
-        }
-        BackendChoice::Ipset { set4, set6 } => format!("ipset (sets {set4}/{set6})"),
-        BackendChoice::None => "none (dry run: nothing is installed)".into(),
-    }
 }
 
 fn spawn(
