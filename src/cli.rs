@@ -94,21 +94,9 @@ pub struct RunArgs {
     /// Where expectations go: nftables sets, ipset sets, or nowhere (decide and log only).
     #[arg(long, value_enum, default_value_t = BackendArg::Nft)]
     pub backend: BackendArg,
-    /// nftables table (family inet) holding the expectation sets.
-    #[arg(long, value_name = "NAME", default_value = "ftpalg", value_parser = parse_name)]
-    pub table: String,
-    /// nftables IPv4 expectation set.
-    #[arg(long, value_name = "NAME", default_value = "expect4", value_parser = parse_name)]
-    pub set4: String,
-    /// nftables IPv6 expectation set.
-    #[arg(long, value_name = "NAME", default_value = "expect6", value_parser = parse_name)]
-    pub set6: String,
-    /// ipset IPv4 expectation set (hash:ip,port,ip).
-    #[arg(long, value_name = "NAME", default_value = "ftpalg-expect4", value_parser = parse_name)]
-    pub ipset4: String,
-    /// ipset IPv6 expectation set (hash:ip,port,ip, family inet6).
-    #[arg(long, value_name = "NAME", default_value = "ftpalg-expect6", value_parser = parse_name)]
-    pub ipset6: String,
+    /// Table and set names.
+    #[command(flatten)]
+    pub names: NameArgs,
     /// Packets the kernel holds for a queue before it drops (or, with --fail-open, passes) them.
     #[arg(long, value_name = "PACKETS", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..=1_048_576))]
     pub queue_maxlen: u32,
@@ -143,6 +131,26 @@ pub struct RunArgs {
     pub engine: EngineArgs,
 }
 
+/// The names of the expectation sets, shared by `run` and `rules` so the two agree.
+#[derive(Debug, Args)]
+pub struct NameArgs {
+    /// nftables table (family inet) holding the expectation sets.
+    #[arg(long, value_name = "NAME", default_value = "ftpalg", value_parser = parse_name)]
+    pub table: String,
+    /// nftables IPv4 expectation set.
+    #[arg(long, value_name = "NAME", default_value = "expect4", value_parser = parse_name)]
+    pub set4: String,
+    /// nftables IPv6 expectation set.
+    #[arg(long, value_name = "NAME", default_value = "expect6", value_parser = parse_name)]
+    pub set6: String,
+    /// ipset IPv4 expectation set (hash:ip,port,ip).
+    #[arg(long, value_name = "NAME", default_value = "ftpalg-expect4", value_parser = parse_name)]
+    pub ipset4: String,
+    /// ipset IPv6 expectation set (hash:ip,port,ip, family inet6).
+    #[arg(long, value_name = "NAME", default_value = "ftpalg-expect6", value_parser = parse_name)]
+    pub ipset6: String,
+}
+
 /// `ftp-alg rules` options.
 #[derive(Debug, Args)]
 pub struct RulesArgs {
@@ -160,21 +168,9 @@ pub struct RulesArgs {
     /// Drop control packets while no daemon is bound, instead of passing them unexamined.
     #[arg(long)]
     pub no_bypass: bool,
-    /// nftables table (family inet).
-    #[arg(long, value_name = "NAME", default_value = "ftpalg", value_parser = parse_name)]
-    pub table: String,
-    /// nftables IPv4 expectation set.
-    #[arg(long, value_name = "NAME", default_value = "expect4", value_parser = parse_name)]
-    pub set4: String,
-    /// nftables IPv6 expectation set.
-    #[arg(long, value_name = "NAME", default_value = "expect6", value_parser = parse_name)]
-    pub set6: String,
-    /// ipset IPv4 expectation set.
-    #[arg(long, value_name = "NAME", default_value = "ftpalg-expect4", value_parser = parse_name)]
-    pub ipset4: String,
-    /// ipset IPv6 expectation set.
-    #[arg(long, value_name = "NAME", default_value = "ftpalg-expect6", value_parser = parse_name)]
-    pub ipset6: String,
+    /// Table and set names.
+    #[command(flatten)]
+    pub names: NameArgs,
     /// The sets' default element timeout in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub timeout: u64,
@@ -365,13 +361,13 @@ impl RunArgs {
             },
             backend: match self.backend {
                 BackendArg::Nft => daemon::BackendChoice::Nft {
-                    table: self.table.clone(),
-                    set4: self.set4.clone(),
-                    set6: self.set6.clone(),
+                    table: self.names.table.clone(),
+                    set4: self.names.set4.clone(),
+                    set6: self.names.set6.clone(),
                 },
                 BackendArg::Ipset => daemon::BackendChoice::Ipset {
-                    set4: self.ipset4.clone(),
-                    set6: self.ipset6.clone(),
+                    set4: self.names.ipset4.clone(),
+                    set6: self.names.ipset6.clone(),
                 },
                 BackendArg::None => daemon::BackendChoice::None,
             },
@@ -411,11 +407,11 @@ impl RulesArgs {
             },
             queues: rules::QueueRange { first, last },
             bypass: !self.no_bypass,
-            table: self.table.clone(),
-            set4: self.set4.clone(),
-            set6: self.set6.clone(),
-            ipset4: self.ipset4.clone(),
-            ipset6: self.ipset6.clone(),
+            table: self.names.table.clone(),
+            set4: self.names.set4.clone(),
+            set6: self.names.set6.clone(),
+            ipset4: self.names.ipset4.clone(),
+            ipset6: self.names.ipset6.clone(),
             control_ports,
             timeout_secs: self.timeout,
             set_size: self.set_size,
