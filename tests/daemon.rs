@@ -2,6 +2,8 @@
 //! start without its sets and says what to load, says `ready` once bound, refuses a queue
 //! another daemon holds, answers SIGHUP and SIGUSR1, and stops cleanly on SIGTERM.
 
+mod common;
+
 use std::io::BufRead;
 use std::io::BufReader;
 use std::path::Path;
@@ -12,54 +14,17 @@ use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// A network namespace deleted on drop, even when the test fails.
-struct Netns(String);
-
-impl Netns {
-    fn new(tag: &str) -> Self {
-        let name = format!("ftpalg-daemon-{tag}-{}", std::process::id());
-        let ok = Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .unwrap();
-        assert!(ok.success(), "ip netns add {name}");
-        Self(name)
-    }
-
-    fn command(&self, program: &str) -> Command {
-        let mut command = Command::new("ip");
-        command.args(["netns", "exec", &self.0, program]);
-        command
-    }
-
-    fn ftp_alg(&self, args: &[&str]) -> Command {
-        let mut command = self.command(env!("CARGO_BIN_EXE_ftp-alg"));
-        command.args(args).env("RUST_LOG", "info");
-        command
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
+use common::netns::Netns;
+use common::netns::root_with;
 
 fn can_run() -> bool {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout == b"0\n");
-    let tools = ["ip", "nft", "iptables"].iter().all(|tool| {
-        Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    if !(root && tools) {
-        eprintln!("skipped: running the daemon needs root and ip, nft, iptables");
-    }
-    root && tools
+    root_with(&["ip", "nft", "iptables"], "running the daemon")
+}
+
+fn ftp_alg(ns: &Netns, args: &[&str]) -> Command {
+    let mut command = ns.command(env!("CARGO_BIN_EXE_ftp-alg"));
+    command.args(args).env("RUST_LOG", "info");
+    command
 }
 
 /// A running daemon whose stderr lines arrive on a channel; killed on drop.
@@ -128,15 +93,17 @@ fn without_its_sets_the_daemon_says_what_to_load() {
     if !can_run() {
         return;
     }
-    let ns = Netns::new("nosets");
-    let out = ns.ftp_alg(&["run", "--queue", "3"]).output().unwrap();
+    let ns = Netns::new("daemon-nosets");
+    let out = ftp_alg(&ns, &["run", "--queue", "3"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("ftp-alg rules --backend nft"),
         "{}",
         stderr(&out)
     );
-    let out = ns.ftp_alg(&["run", "--backend", "ipset"]).output().unwrap();
+    let out = ftp_alg(&ns, &["run", "--backend", "ipset"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("ftpalg-expect4"), "{}", stderr(&out));
 }
@@ -146,16 +113,16 @@ fn ready_busy_signals_and_a_clean_stop() {
     if !can_run() {
         return;
     }
-    let ns = Netns::new("life");
+    let ns = Netns::new("daemon-life");
     load_rules(&ns);
-    let daemon = Daemon::start(ns.ftp_alg(&["run", "--queue", "0"]));
+    let daemon = Daemon::start(ftp_alg(&ns, &["run", "--queue", "0"]));
     let ready = daemon.expect("ready");
     assert!(
         ready.contains("table inet ftpalg, sets expect4/expect6"),
         "{ready}"
     );
 
-    let second = ns.ftp_alg(&["run", "--queue", "0"]).output().unwrap();
+    let second = ftp_alg(&ns, &["run", "--queue", "0"]).output().unwrap();
     assert_eq!(second.status.code(), Some(1));
     assert!(stderr(&second).contains("busy"), "{}", stderr(&second));
 

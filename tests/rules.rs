@@ -1,9 +1,14 @@
 //! The shipped rulesets load into a real kernel (root only, in a private network namespace),
 //! and `ftp-alg rules` exits 2 for options that cannot be written as a ruleset.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 use std::process::Output;
+
+use common::netns::Netns;
+use common::netns::root_with;
 
 fn ftp_alg(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ftp-alg"))
@@ -12,53 +17,11 @@ fn ftp_alg(args: &[&str]) -> Output {
         .expect("run ftp-alg")
 }
 
-/// A network namespace deleted on drop, even when the test fails.
-struct Netns(String);
-
-impl Netns {
-    fn new(tag: &str) -> Self {
-        let name = format!("ftpalg-rules-{tag}-{}", std::process::id());
-        let ok = Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .unwrap();
-        assert!(ok.success(), "ip netns add {name}");
-        Self(name)
-    }
-
-    fn run(&self, program: &str, args: &[&str]) -> Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.0, program])
-            .args(args)
-            .output()
-            .unwrap()
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-/// Root and the tools, or a message saying why the test does nothing.
 fn can_load() -> bool {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout == b"0\n");
-    let tools = ["ip", "nft", "iptables", "ip6tables", "ipset"]
-        .iter()
-        .all(|tool| {
-            Command::new("sh")
-                .args(["-c", &format!("command -v {tool}")])
-                .output()
-                .is_ok_and(|o| o.status.success())
-        });
-    if !(root && tools) {
-        eprintln!("skipped: loading rulesets needs root and ip, nft, iptables, ip6tables, ipset");
-    }
-    root && tools
+    root_with(
+        &["ip", "nft", "iptables", "ip6tables", "ipset"],
+        "loading rulesets",
+    )
 }
 
 fn rules(name: &str) -> String {
@@ -82,7 +45,7 @@ fn kernel_helper_and_iptables_queue_variants_load() {
     if !can_load() {
         return;
     }
-    let ns = Netns::new("nft");
+    let ns = Netns::new("rules-nft");
     assert_ok(
         "kernel helper",
         &ns.run("nft", &["-f", &rules("kernel-helper.nft")]),
@@ -117,7 +80,7 @@ fn the_ipset_variant_loads() {
     if !can_load() {
         return;
     }
-    let ns = Netns::new("ipset");
+    let ns = Netns::new("rules-ipset");
     assert_ok("ipset", &ns.run("sh", &[&rules("iptables-ipset.sh")]));
     assert_ok("ipset again", &ns.run("sh", &[&rules("iptables-ipset.sh")]));
     let sets = String::from_utf8(ns.run("ipset", &["list", "-n"]).stdout).unwrap();
@@ -136,7 +99,7 @@ fn the_queue_statement_variant_loads_or_fails_only_at_queue() {
     if !can_load() {
         return;
     }
-    let ns = Netns::new("queue");
+    let ns = Netns::new("rules-queue");
     let out = ns.run("nft", &["-f", &rules("nftables.nft")]);
     if out.status.success() {
         return;

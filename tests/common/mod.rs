@@ -3,6 +3,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod netns;
+
 use std::path::Path;
 use std::path::PathBuf;
 
