@@ -1,6 +1,7 @@
 //! Root-only integration tests: a private network namespace, and the check that says
 //! "skipped" (never silently) when the test cannot run.
 
+use std::io::Write;
 use std::process::Command;
 use std::process::Output;
 
@@ -51,7 +52,12 @@ pub fn root_with(tools: &[&str], what: &str) -> bool {
             .is_ok_and(|o| o.status.success())
     });
     if !(root && found) {
-        eprintln!("skipped: {what} needs root and {}", tools.join(", "));
+        // Straight to stderr, past the test harness's capture, so the skip is seen.
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipped: {what} needs root and {}",
+            tools.join(", ")
+        );
     }
     root && found
 }
