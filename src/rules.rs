@@ -224,6 +224,15 @@ fn nft_filter_chain(out: &mut String, options: &Options) {
     );
 }
 
+/// The table replaced atomically, opened, with its sets and filter chain (left open for the
+/// caller to add to and close).
+fn nft_table_head(out: &mut String, options: &Options) {
+    nft_table_reset(out, &options.table);
+    let _ = writeln!(out, "table inet {} {{", options.table);
+    nft_sets(out, options);
+    nft_filter_chain(out, options);
+}
+
 fn nft_queue_target(options: &Options) -> String {
     let bypass = if options.bypass { " bypass" } else { "" };
     format!("queue num {}{bypass}", queue_arg(options.queues))
@@ -252,10 +261,7 @@ fn nft_file(options: &Options) -> String {
     );
     bypass_note(&mut out, options);
     out.push('\n');
-    nft_table_reset(&mut out, &options.table);
-    let _ = writeln!(out, "table inet {} {{", options.table);
-    nft_sets(&mut out, options);
-    nft_filter_chain(&mut out, options);
+    nft_table_head(&mut out, options);
     let ports = ports_nft(&options.control_ports);
     let target = nft_queue_target(options);
     let _ = write!(
@@ -287,10 +293,7 @@ fn nft_with_iptables_queue(options: &Options) -> String {
     );
     bypass_note(&mut out, options);
     out.push_str("set -eu\n\nnft -f - <<'EOF'\n");
-    nft_table_reset(&mut out, &options.table);
-    let _ = writeln!(out, "table inet {} {{", options.table);
-    nft_sets(&mut out, options);
-    nft_filter_chain(&mut out, options);
+    nft_table_head(&mut out, options);
     out.push_str("}\nEOF\n\n");
     let target = ipt_queue_target(options);
     let (dports, sports) = (
