@@ -14,6 +14,8 @@
 mod error;
 mod ipset;
 mod nft;
+#[cfg(test)]
+mod wire_oracle;
 
 use std::time::Duration;
 

@@ -3,6 +3,8 @@ use std::time::Duration;
 
 use super::*;
 use crate::expect::DataKey;
+use crate::io::backend::wire_oracle::nest;
+use crate::io::backend::wire_oracle::nla;
 
 fn element(src: &str, dst: &str, port: u16, timeout: Duration) -> Element {
     Element {
@@ -13,28 +15,6 @@ fn element(src: &str, dst: &str, port: u16, timeout: Duration) -> Element {
         },
         timeout,
     }
-}
-
-fn nla(kind: u16, payload: &[u8]) -> Vec<u8> {
-    let mut out = u16::try_from(4 + payload.len())
-        .unwrap()
-        .to_ne_bytes()
-        .to_vec();
-    out.extend_from_slice(&kind.to_ne_bytes());
-    out.extend_from_slice(payload);
-    out.resize(out.len().next_multiple_of(4), 0);
-    out
-}
-
-fn nest(kind: u16, children: &[Vec<u8>]) -> Vec<u8> {
-    let body = children.concat();
-    let mut out = u16::try_from(4 + body.len())
-        .unwrap()
-        .to_ne_bytes()
-        .to_vec();
-    out.extend_from_slice(&(kind | 0x8000).to_ne_bytes());
-    out.extend_from_slice(&body);
-    out
 }
 
 #[test]
