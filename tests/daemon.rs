@@ -147,3 +147,41 @@ fn ready_busy_signals_and_a_clean_stop() {
     let status = daemon.child.wait().unwrap();
     assert!(status.success(), "{status}");
 }
+
+#[test]
+fn a_queue_range_gets_one_worker_per_queue() {
+    if !can_run() {
+        return;
+    }
+    let ns = Netns::new("daemon-range");
+    load_rules(&ns);
+    let daemon = Daemon::start(ftp_alg(&ns, &["run", "--queue", "4-5"]));
+    daemon.expect("ready: queue(s) [4, 5] bound");
+    // Both queues are taken: a second daemon cannot bind either.
+    for queue in ["4", "5"] {
+        // Bounded: if the queue were free, this daemon would run (timeout exits 124).
+        let out = ns
+            .command("timeout")
+            .args(["5", env!("CARGO_BIN_EXE_ftp-alg"), "run", "--queue", queue])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "queue {queue}");
+    }
+    daemon.signal("TERM");
+    let mut stopped: Vec<String> = [daemon.expect(": stats"), daemon.expect(": stats")]
+        .iter()
+        .map(|line| {
+            line.split(": stats")
+                .next()
+                .unwrap()
+                .rsplit(' ')
+                .next()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    stopped.sort();
+    assert_eq!(stopped, ["4", "5"]);
+    let mut daemon = daemon;
+    assert!(daemon.child.wait().unwrap().success());
+}
