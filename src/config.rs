@@ -53,6 +53,11 @@ pub struct Config {
     pub expectation_lifetime: Duration,
     /// Expectations per control connection; the oldest is revoked past it.
     pub max_expectations_per_control: usize,
+    /// Expectations per client address over all its control connections; a new one is
+    /// refused past it.
+    pub max_expectations_per_client: usize,
+    /// Expectations in all (keep it below the kernel set's size); a new one is refused past it.
+    pub max_expectations_total: usize,
     /// Allow data ports below 1024.
     pub allow_privileged_ports: bool,
     /// Track connections whose SYN was not seen, resynchronising at a line boundary.
@@ -93,6 +98,8 @@ impl Default for Config {
             control_ports: vec![21],
             expectation_lifetime: Duration::from_secs(30),
             max_expectations_per_control: 4,
+            max_expectations_per_client: 256,
+            max_expectations_total: 49_152,
             allow_privileged_ports: false,
             midstream_pickup: true,
             verify_checksums: false,
@@ -108,6 +115,15 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The bounds of the expectation table.
+    pub fn expectation_limits(&self) -> crate::expect::table::Limits {
+        crate::expect::table::Limits {
+            per_control: self.max_expectations_per_control,
+            per_client: self.max_expectations_per_client,
+            total: self.max_expectations_total,
+        }
+    }
+
     /// True if `port` carries FTP control connections.
     pub fn is_control_port(&self, port: u16) -> bool {
         self.control_ports.contains(&port)

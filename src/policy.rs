@@ -37,6 +37,10 @@ pub enum Reason {
     Malformed(Error),
     /// A data port below 1024.
     PrivilegedPort,
+    /// The control connection's client already holds its share of expectations.
+    ClientLimit,
+    /// The expectation table is full.
+    TotalLimit,
     /// A passive reply that answered no passive command.
     Unsolicited,
     /// An unspecified, multicast or broadcast address.
@@ -88,6 +92,8 @@ impl Reason {
             Self::Malformed(Error::Overlong) => "overlong",
             Self::Malformed(Error::Malformed(_)) => "malformed",
             Self::PrivilegedPort => "privileged-port",
+            Self::ClientLimit => "client-limit",
+            Self::TotalLimit => "total-limit",
             Self::Unsolicited => "unsolicited",
             Self::UnusableAddress => "unusable-address",
         }

@@ -70,6 +70,16 @@ counters! {
     refused,
     /// Expectations revoked.
     revoked,
+    /// Expectations forgotten because their lifetime ended (the kernel timed them out).
+    expectations_expired,
+    /// New expectations refused: the client address held its share.
+    refused_client_limit,
+    /// New expectations refused: the expectation table was full.
+    refused_total_limit,
+    /// Expectations the shell could not install (withdrawn, retried on retransmission).
+    install_errors,
+    /// Failed installs retried when their announcing segment came again.
+    install_retries,
     /// Control connections that switched to TLS.
     tls_control,
     /// Control connections found not to be FTP.
@@ -103,7 +113,7 @@ mod tests {
                 ..Stats::default()
             }
         );
-        assert_eq!(a.fields().len(), 25);
+        assert_eq!(a.fields().len(), 30);
         assert_eq!(a.fields()[0], ("packets", 11));
     }
 }

@@ -1,10 +1,11 @@
 //! The engine's side of expectations: turning session events into installs, refusals and
-//! revocations, and keeping ownership consistent.
+//! revocations through the [`ExpectationTable`](crate::expect::table::ExpectationTable).
 //!
-//! Invariant: a key in `owners` is in the pending list of exactly the flow it names. A key
-//! announced again by another control connection moves to that connection (the kernel set
-//! holds one element per key; the new install refreshes it), so a connection that closes
-//! never removes an element another connection still relies on.
+//! Every change to the table is mirrored by exactly the actions that make the kernel set
+//! follow it: an `Install` for a key added or refreshed, a `Remove` for a key dropped while
+//! its lifetime lasts (one the kernel already timed out needs none). Applying the actions in
+//! order (or their net effect, `expect::delta::SetDelta`) therefore leaves the kernel set
+//! equal to the table after every packet; `tests/exact_set.rs` checks it.
 
 use std::net::SocketAddr;
 
@@ -12,9 +13,10 @@ use crate::action::Action;
 use crate::action::Note;
 use crate::action::Refusal;
 use crate::action::Removal;
-use crate::expect::Added;
+use crate::expect::DataKey;
 use crate::expect::Expectation;
 use crate::expect::Revocation;
+use crate::expect::table::Full;
 use crate::flow::Direction;
 use crate::flow::FlowId;
 use crate::flow::FlowKey;
@@ -26,6 +28,16 @@ use crate::policy;
 use crate::policy::Reason;
 
 use super::Engine;
+use super::retry::Retry;
+
+/// Where an announcement came from, so that a failed install can be retried when the
+/// segment that carried it is retransmitted.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Origin {
+    pub(super) flow: FlowKey,
+    pub(super) id: FlowId,
+    pub(super) direction: Direction,
+}
 
 impl Engine {
     /// Act on a flow's session events, in order.
@@ -40,66 +52,52 @@ impl Engine {
             return;
         };
         let (control, id) = (*flow.control(), flow.id());
-        let now = self.now;
         if first_conflict {
             log::debug!("{control}: overlapping bytes differ ({direction:?}); first copy kept");
             self.note(Note::Conflict {
-                time: now,
+                time: self.now,
                 control,
                 direction,
             });
         }
+        let origin = Origin {
+            flow: key,
+            id,
+            direction,
+        };
         for event in events {
-            self.apply_event(key, id, event);
+            self.apply_event(origin, event);
         }
     }
 
-    fn apply_event(&mut self, key: FlowKey, id: FlowId, event: Event) {
-        let Some(flow) = self.flows.get_mut(&key) else {
-            return;
-        };
-        let (control, now) = (*flow.control(), self.now);
+    fn apply_event(&mut self, origin: Origin, event: Event) {
+        let key = origin.flow;
         match event {
             Event::Announce {
-                id: announcement,
+                id,
                 trigger,
                 announced,
-                ..
-            } => {
-                self.announce(key, (id, announcement), trigger, announced);
+                line,
+            } => self.announce(origin, (id, line.1), trigger, announced),
+            Event::Cancel(announcement) => {
+                if let Some(e) = self.expectations.remove_announcement(key, announcement) {
+                    self.revoke(e, Revocation::Cancelled);
+                }
             }
-            Event::Cancel(announcement) => self.cancel(key, announcement),
-            Event::Encrypt => {
-                self.stats.tls_control += 1;
-                log::debug!(
-                    "{control}: control channel encrypted (AUTH accepted); not parsed further"
-                );
-                self.note(Note::Encrypted { time: now, control });
-            }
+            Event::Encrypt => self.encrypted(key),
             Event::Malformed(trigger, error) => {
                 self.stats.announcements += 1;
                 self.refuse(key, trigger, None, Reason::Malformed(error));
             }
-            Event::Poison(reason) => {
-                self.stats.poisoned += 1;
-                log::debug!(
-                    "{control}: not FTP ({}); not parsed further",
-                    reason.as_str()
-                );
-                self.note(Note::Poisoned {
-                    time: now,
-                    control,
-                    reason,
-                });
-            }
+            Event::Poison(reason) => self.poisoned(key, reason),
             Event::Refuse(trigger, refusal) => {
                 self.stats.announcements += 1;
                 self.refuse(key, trigger, None, refusal.into());
             }
             Event::Reset => self.revoke_all(key, Revocation::Reset),
             Event::Transferred(transfer) => {
-                for spent in flow.expectations.remove_before(transfer) {
-                    self.revoke(key, spent, Revocation::TransferDone);
+                for spent in self.expectations.remove_before(key, transfer) {
+                    self.revoke(spent, Revocation::TransferDone);
                 }
             }
         }
@@ -107,32 +105,22 @@ impl Engine {
 
     /// Revoke every expectation of a flow.
     pub(super) fn revoke_all(&mut self, key: FlowKey, reason: Revocation) {
-        let Some(flow) = self.flows.get_mut(&key) else {
-            return;
-        };
-        for expectation in flow.expectations.drain() {
-            self.revoke(key, expectation, reason);
+        for expectation in self.expectations.remove_owner(key) {
+            self.revoke(expectation, reason);
         }
+        self.retries.forget_flow(key);
     }
 
-    /// Forget a flow's expectations whose lifetime is over (the kernel has dropped them).
-    pub(super) fn expire_expectations(&mut self, key: FlowKey) {
-        let Some(flow) = self.flows.get_mut(&key) else {
-            return;
-        };
-        for gone in flow.expectations.expire(self.now) {
-            if self.owners.get(&gone) == Some(&key) {
-                self.owners.remove(&gone);
-            }
-        }
+    /// Forget expectations whose lifetime is over (the kernel has dropped them).
+    pub(super) fn expire_expectations(&mut self) {
+        let gone = self.expectations.expire(self.now);
+        self.stats.expectations_expired += gone.len() as u64;
+        self.retries.expire(self.now);
     }
 
-    /// Queue the removal of `expectation` if `key`'s flow still owns it and it is still alive.
-    pub(super) fn revoke(&mut self, key: FlowKey, expectation: Expectation, reason: Revocation) {
-        if self.owners.get(&expectation.key) != Some(&key) {
-            return;
-        }
-        self.owners.remove(&expectation.key);
+    /// Queue the removal of an expectation just taken out of the table, unless the kernel has
+    /// already timed it out.
+    pub(super) fn revoke(&mut self, expectation: Expectation, reason: Revocation) {
         if expectation.expires() <= self.now {
             return;
         }
@@ -151,15 +139,57 @@ impl Engine {
         self.actions.push_back(Action::Remove(removal));
     }
 
+    /// The shell could not install these keys: take them out of the table (and tell the shell
+    /// to make sure the kernel does not hold them either), and remember them so that a
+    /// retransmission of the segment that announced them retries.
+    pub(super) fn withdraw_failed(&mut self, keys: &[DataKey]) {
+        for key in keys {
+            let Some(expectation) = self.expectations.remove(key) else {
+                continue;
+            };
+            self.stats.install_errors += 1;
+            if let Some(&(_, origin, line_end)) =
+                self.installed_now.iter().find(|(k, _, _)| k == key)
+            {
+                self.retries.remember(
+                    origin.flow,
+                    Retry {
+                        expectation: expectation.clone(),
+                        direction: origin.direction,
+                        line_end,
+                    },
+                    self.config.max_expectations_per_control,
+                );
+            }
+            self.revoke(expectation, Revocation::InstallFailed);
+        }
+    }
+
+    /// Retry the installs that failed for announcements whose line ended inside `range` of
+    /// `direction` (the segment that carried them came again).
+    pub(super) fn retry_installs(&mut self, key: FlowKey, direction: Direction, range: (u64, u64)) {
+        for retry in self.retries.take_covered(key, direction, range) {
+            self.stats.install_retries += 1;
+            let mut expectation = retry.expectation;
+            expectation.created = self.now;
+            let origin = Origin {
+                flow: key,
+                id: expectation.origin.0,
+                direction,
+            };
+            self.install(origin, expectation, retry.line_end);
+        }
+    }
+
     fn announce(
         &mut self,
-        key: FlowKey,
-        origin: (FlowId, AnnouncementId),
+        origin: Origin,
+        (announcement, line_end): (AnnouncementId, u64),
         trigger: Trigger,
         announced: Announced,
     ) {
         self.stats.announcements += 1;
-        let Some(flow) = self.flows.get_mut(&key) else {
+        let Some(flow) = self.flows.get_mut(&origin.flow) else {
             return;
         };
         let control = *flow.control();
@@ -172,33 +202,42 @@ impl Engine {
                     mode: trigger.mode(),
                     created: self.now,
                     lifetime: self.config.expectation_lifetime,
-                    origin,
+                    origin: (origin.id, announcement),
                 };
-                self.install(key, expectation);
+                self.install(origin, expectation, line_end);
             }
             Err(reason) => {
                 let endpoint = match announced {
                     Announced::Endpoint(e) => SocketAddr::new(e.addr, e.port.get()),
                     Announced::Port(port) => SocketAddr::new(control.server.ip(), port.get()),
                 };
-                self.refuse(key, trigger, Some(endpoint), reason);
+                self.refuse(origin.flow, trigger, Some(endpoint), reason);
             }
         }
     }
 
-    fn install(&mut self, key: FlowKey, expectation: Expectation) {
-        if let Some(previous) = self.owners.insert(expectation.key, key) {
-            if previous != key {
-                if let Some(other) = self.flows.get_mut(&previous) {
-                    other.expectations.remove_key(&expectation.key);
-                }
+    fn install(&mut self, origin: Origin, expectation: Expectation, line_end: u64) {
+        let installed = match self.expectations.install(expectation.clone()) {
+            Ok(installed) => installed,
+            Err(full) => {
+                let reason = match full {
+                    Full::Client => {
+                        self.stats.refused_client_limit += 1;
+                        Reason::ClientLimit
+                    }
+                    Full::Total => {
+                        self.stats.refused_total_limit += 1;
+                        Reason::TotalLimit
+                    }
+                };
+                let endpoint = SocketAddr::new(expectation.key.dst, expectation.key.dport.get());
+                self.refuse(origin.flow, expectation.trigger, Some(endpoint), reason);
+                return;
             }
-        }
-        let max = self.config.max_expectations_per_control;
-        let Some(flow) = self.flows.get_mut(&key) else {
-            return;
         };
-        let added = flow.expectations.add(expectation.clone(), max);
+        if let Some(superseded) = installed.superseded {
+            self.revoke(superseded, Revocation::Superseded);
+        }
         self.stats.expectations += 1;
         log::debug!(
             "expect {} for {} s ({} {}, {})",
@@ -208,18 +247,35 @@ impl Engine {
             expectation.mode,
             expectation.control
         );
+        self.installed_now.push((expectation.key, origin, line_end));
         self.actions.push_back(Action::Install(expectation));
-        if let Added::New(Some(evicted)) = added {
-            self.revoke(key, evicted, Revocation::Superseded);
+    }
+
+    fn encrypted(&mut self, key: FlowKey) {
+        self.stats.tls_control += 1;
+        if let Some(flow) = self.flows.get_mut(&key) {
+            let control = *flow.control();
+            log::debug!("{control}: control channel encrypted (AUTH accepted); not parsed further");
+            self.note(Note::Encrypted {
+                time: self.now,
+                control,
+            });
         }
     }
 
-    fn cancel(&mut self, key: FlowKey, announcement: AnnouncementId) {
-        let Some(flow) = self.flows.get_mut(&key) else {
-            return;
-        };
-        if let Some(expectation) = flow.expectations.remove_announcement(announcement) {
-            self.revoke(key, expectation, Revocation::Cancelled);
+    fn poisoned(&mut self, key: FlowKey, reason: crate::ftp::session::Poison) {
+        self.stats.poisoned += 1;
+        if let Some(flow) = self.flows.get_mut(&key) {
+            let control = *flow.control();
+            log::debug!(
+                "{control}: not FTP ({}); not parsed further",
+                reason.as_str()
+            );
+            self.note(Note::Poisoned {
+                time: self.now,
+                control,
+                reason,
+            });
         }
     }
 

@@ -10,8 +10,8 @@
 //! inside the engine (an earlier `now` is treated as the latest one seen).
 
 mod expectations;
+mod retry;
 
-use std::collections::HashMap;
 use std::collections::VecDeque;
 
 use crate::action::Action;
@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::config::Unjudged;
 use crate::expect::DataKey;
 use crate::expect::Revocation;
+use crate::expect::table::ExpectationTable;
 use crate::flow::Control;
 use crate::flow::FlowId;
 use crate::flow::FlowKey;
@@ -39,7 +40,10 @@ use crate::wire::Segment;
 pub struct Engine {
     config: Config,
     flows: FlowTable<ControlFlow>,
-    owners: HashMap<DataKey, FlowKey>,
+    expectations: ExpectationTable,
+    retries: retry::Retries,
+    /// The installs queued by the packet being handled: key, origin, end of the line.
+    installed_now: Vec<(DataKey, expectations::Origin, u64)>,
     actions: VecDeque<Action>,
     stats: Stats,
     now: Instant,
@@ -52,8 +56,10 @@ impl Engine {
     pub fn new(config: Config) -> Self {
         Self {
             flows: FlowTable::new(config.max_flows),
+            expectations: ExpectationTable::new(config.expectation_limits()),
+            retries: retry::Retries::default(),
+            installed_now: Vec::new(),
             config,
-            owners: HashMap::new(),
             actions: VecDeque::new(),
             stats: Stats::default(),
             now: Instant::default(),
@@ -67,6 +73,8 @@ impl Engine {
     pub fn handle_packet(&mut self, now: Instant, datagram: &[u8]) -> Verdict {
         self.now = self.now.max(now);
         self.stats.packets += 1;
+        self.installed_now.clear();
+        self.expire_expectations();
         let segment = match wire::parse(datagram) {
             Ok(Datagram::Tcp(segment)) => segment,
             Ok(Datagram::Other(_)) => return self.ignore(),
@@ -97,17 +105,37 @@ impl Engine {
     /// When [`Engine::handle_timeout`] should next be called, if ever.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.flows.next_deadline()
+        [self.flows.next_deadline(), self.expectations.next_expiry()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Let time pass: control connections idle past their timeout are forgotten (and their
-    /// expectations revoked).
+    /// expectations revoked), and expectations past their lifetime are forgotten.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = self.now.max(now);
-        while let Some((key, mut flow)) = self.flows.pop_expired(self.now) {
+        self.installed_now.clear();
+        self.expire_expectations();
+        while let Some((key, flow)) = self.flows.pop_expired(self.now) {
             self.stats.flows_expired += 1;
-            self.forget(key, &mut flow);
+            self.forget(key, &flow);
         }
+    }
+
+    /// The shell could not install `keys` (queued by the last [`Engine::handle_packet`]).
+    /// They leave the engine's expectations, a `Remove` is queued for each so that the kernel
+    /// surely does not hold them either, and a retransmission of the segment that announced
+    /// them installs them again.
+    pub fn handle_install_error(&mut self, now: Instant, keys: &[DataKey]) {
+        self.now = self.now.max(now);
+        self.withdraw_failed(keys);
+    }
+
+    /// The expectations held now: exactly what the kernel set must hold once the queued
+    /// actions are carried out.
+    pub fn expectations(&self) -> &ExpectationTable {
+        &self.expectations
     }
 
     /// The counters so far.
@@ -192,11 +220,11 @@ impl Engine {
         };
         self.stats.control_connections += 1;
         let deadline = self.now + flow.idle_timeout(&self.config);
-        if let Some((old_key, mut old)) = self.flows.insert(key, flow, deadline) {
+        if let Some((old_key, old)) = self.flows.insert(key, flow, deadline) {
             if old_key != key {
                 self.stats.flows_evicted += 1;
             }
-            self.forget(old_key, &mut old);
+            self.forget(old_key, &old);
         }
         true
     }
@@ -209,6 +237,7 @@ impl Engine {
         let direction = flow.control().direction_from(segment.src());
         let mut outcome = Outcome::default();
         flow.handle_segment(now, direction, segment, config, &mut outcome);
+        let covered = outcome.range;
         let after = flow.buffered();
         let deadline = now + flow.idle_timeout(config);
         self.flows.set_deadline(&key, deadline);
@@ -220,10 +249,12 @@ impl Engine {
             outcome.events.drain(..),
             outcome.first_conflict,
         );
+        if let Some(range) = covered.filter(|_| outcome.receipt.retransmitted) {
+            self.retry_installs(key, direction, range);
+        }
         if outcome.closed {
             self.revoke_all(key, Revocation::ControlClosed);
         }
-        self.expire_expectations(key);
         self.enforce_budget(key);
         if outcome.receipt.unbuffered {
             self.unjudged_verdict()
@@ -261,11 +292,9 @@ impl Engine {
     }
 
     /// Forget a flow that left the table: revoke what it still owns.
-    fn forget(&mut self, key: FlowKey, flow: &mut ControlFlow) {
+    fn forget(&mut self, key: FlowKey, flow: &ControlFlow) {
         self.buffered = self.buffered.saturating_sub(flow.buffered());
-        for expectation in flow.expectations.drain() {
-            self.revoke(key, expectation, Revocation::ControlClosed);
-        }
+        self.revoke_all(key, Revocation::ControlClosed);
     }
 
     fn note(&mut self, note: Note) {

@@ -217,11 +217,12 @@ fn newer_announcements_supersede_the_oldest() {
         vec![
             "install tcp 198.51.100.2 -> 203.0.113.2:49920 227",
             "install tcp 198.51.100.2 -> 203.0.113.2:49921 227",
-            "install tcp 198.51.100.2 -> 203.0.113.2:49922 227",
             "remove tcp 198.51.100.2 -> 203.0.113.2:49920 superseded",
+            "install tcp 198.51.100.2 -> 203.0.113.2:49922 227",
             "install tcp 198.51.100.2 -> 203.0.113.2:49921 227",
         ],
-        "the same key again refreshes, it is not added twice"
+        "the oldest goes before the newest comes (the set never holds more than the bound); \
+         the same key again refreshes, it is not added twice"
     );
 }
 

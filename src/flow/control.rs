@@ -5,12 +5,10 @@
 //! directions with their line framers, mid-stream pickup (a direction first seen without its
 //! SYN starts unsynchronised and is framed only after an LF), and feeding lines to the
 //! [`Session`] in causal order: a segment's acknowledgement is processed before its payload,
-//! since it speaks of bytes the other side sent earlier. Also the control connection's
-//! pending expectations (kept here so they die with it). Does not own: policy, or what
-//! happens to the kernel (see `engine`).
+//! since it speaks of bytes the other side sent earlier. Does not own: policy, expectations
+//! (`expect::table`), or what happens to the kernel (see `engine`).
 
 use crate::config::Config;
-use crate::expect::Pending;
 use crate::flow::Control;
 use crate::flow::Direction;
 use crate::flow::FlowId;
@@ -36,8 +34,6 @@ pub struct ControlFlow {
     state: TcpState,
     halves: [Half; 2],
     session: Session,
-    /// The expectations this connection announced and that are still pending.
-    pub expectations: Pending,
     conflict_seen: bool,
 }
 
@@ -73,6 +69,8 @@ pub struct Outcome {
     pub first_conflict: bool,
     /// Payload that could not be tracked (no stream, and pickup is off).
     pub untracked: bool,
+    /// The stream offsets `[from, to)` the segment's payload covered in its direction.
+    pub range: Option<(u64, u64)>,
 }
 
 #[derive(Debug)]
@@ -195,7 +193,6 @@ impl ControlFlow {
             state,
             halves: [half(), half()],
             session,
-            expectations: Pending::default(),
             conflict_seen: false,
         }
     }
@@ -262,6 +259,7 @@ impl ControlFlow {
         let Some(stream) = &mut half.stream else {
             return;
         };
+        out.range = stream.range_of(seq, segment.payload().len());
         let receipt = stream.handle_segment(
             now,
             seq,

@@ -193,6 +193,13 @@ impl Stream {
         self.base.add(offset as u32)
     }
 
+    /// The stream offsets `[from, to)` that `len` bytes starting at `seq` would occupy, if
+    /// `seq` lies within reach of the stream.
+    pub fn range_of(&self, seq: SeqNumber, len: usize) -> Option<(u64, u64)> {
+        let from = self.offset_of(seq)?;
+        Some((from, from + len as u64))
+    }
+
     /// The absolute offset of `seq`, judged relative to the next expected byte; `None` when it
     /// lies before the stream's start or too far behind to matter.
     fn offset_of(&self, seq: SeqNumber) -> Option<u64> {

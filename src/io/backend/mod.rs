@@ -52,6 +52,35 @@ pub trait Backend: Send {
     /// Remove `elements`. Elements already gone (used by a data connection, or expired)
     /// are not an error.
     fn remove(&mut self, elements: &[Element]) -> Result<(), BackendError>;
+
+    /// Carry out one packet's net change (`removals` and `installs` name distinct keys):
+    /// afterwards the set holds every install and none of the removals, except for what the
+    /// report names. Removals are carried out even when an install fails. The default makes
+    /// two calls; a backend with transactions does it in one.
+    fn apply(&mut self, removals: &[Element], installs: &[Element]) -> Applied {
+        let mut applied = Applied::default();
+        if !removals.is_empty() {
+            if let Err(error) = self.remove(removals) {
+                applied.remove_error = Some(error);
+            }
+        }
+        if !installs.is_empty() {
+            if let Err(error) = self.install(installs) {
+                let keys = installs.iter().map(|e| e.key).collect();
+                applied.install_error = Some((keys, error));
+            }
+        }
+        applied
+    }
+}
+
+/// What became of a [`Backend::apply`].
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// The installs the set may not hold, and why.
+    pub install_error: Option<(Vec<DataKey>, BackendError)>,
+    /// Why the removals may not all have happened.
+    pub remove_error: Option<BackendError>,
 }
 
 /// The dry run: accepts everything, touches nothing.

@@ -4,9 +4,10 @@
 //! Owns the nf_tables messages (include/uapi/linux/netfilter/nf_tables.h; the kernel side
 //! is net/netfilter/nf_tables_api.c; layouts measured in kernel-interfaces.md §2.1):
 //! - add/remove: one transaction per call, `NFNL_MSG_BATCH_BEGIN`, `NFT_MSG_NEWSETELEM`
-//!   (or `DELSETELEM`) per set and per 128 elements, `NFNL_MSG_BATCH_END`, in one
-//!   `sendto`; every element message asks for an ACK. A batch is atomic: one refusal
-//!   aborts all of it;
+//!   (or `DESTROYSETELEM`/`DELSETELEM`) per set and per 128 elements,
+//!   `NFNL_MSG_BATCH_END`, in one `sendto`; every element message asks for an ACK. A batch
+//!   is atomic: one refusal aborts all of it. A packet's removals and installs go in one
+//!   batch (`apply`);
 //! - element: `NFTA_LIST_ELEM { NFTA_SET_ELEM_KEY { NFTA_DATA_VALUE key },
 //!   NFTA_SET_ELEM_TIMEOUT be64 ms }`; each field of a concatenated key is padded to
 //!   4 bytes (`src(4) dst(4) dport_be(2) 00 00`, or 16 + 16 + 4 for IPv6);
@@ -16,6 +17,7 @@
 use std::net::IpAddr;
 
 use crate::expect::DataKey;
+use crate::io::backend::Applied;
 use crate::io::backend::Backend;
 use crate::io::backend::BackendError;
 use crate::io::backend::Element;
@@ -77,8 +79,11 @@ struct Names {
     sets: [String; 2],
 }
 
-/// Which message a sequence number carried: the set it targeted.
-type Sent = Vec<(u32, usize)>;
+/// Which message a sequence number carried: the set it targeted, and its kind.
+type Sent = Vec<(u32, usize, u16)>;
+
+/// One part of a transaction: a message kind and its elements, per set.
+type Part<'a> = (u16, &'a [Vec<Element>; 2]);
 
 impl NftBackend {
     /// Use sets `set4` (IPv4) and `set6` (IPv6) of table `inet table`. Nothing is opened
@@ -95,29 +100,28 @@ impl NftBackend {
         }
     }
 
-    /// Send one batch of `kind` for `groups` (one element list per set) and wait.
-    fn transact(
-        &mut self,
-        kind: u16,
-        groups: &[Vec<Element>; 2],
-    ) -> Result<(Exchange, Sent), BackendError> {
+    /// Send one batch made of `parts`, in order (each a message kind and one element list
+    /// per set), and wait for every answer.
+    fn transact(&mut self, parts: &[Part<'_>]) -> Result<(Exchange, Sent), BackendError> {
         let socket = socket(&mut self.socket)?;
         let mut sent = Vec::new();
         let begin = socket.next_seq();
         self.writer.clear();
         batch_marker(&mut self.writer, NFNL_MSG_BATCH_BEGIN, begin);
-        for (index, elements) in groups.iter().enumerate() {
-            for chunk in elements.chunks(CHUNK) {
-                let seq = socket.next_seq();
-                let target = (self.names.table.as_str(), self.names.sets[index].as_str());
-                elements_message(&mut self.writer, kind, seq, target, chunk)
-                    .map_err(|e| self.names.netlink_error(index, e))?;
-                sent.push((seq, index));
+        for &(kind, groups) in parts {
+            for (index, elements) in groups.iter().enumerate() {
+                for chunk in elements.chunks(CHUNK) {
+                    let seq = socket.next_seq();
+                    let target = (self.names.table.as_str(), self.names.sets[index].as_str());
+                    elements_message(&mut self.writer, kind, seq, target, chunk)
+                        .map_err(|e| self.names.netlink_error(index, e))?;
+                    sent.push((seq, index, kind));
+                }
             }
         }
         let end = socket.next_seq();
         batch_marker(&mut self.writer, NFNL_MSG_BATCH_END, end);
-        let acked: Vec<u32> = sent.iter().map(|(seq, _)| *seq).collect();
+        let acked: Vec<u32> = sent.iter().map(|(seq, _, _)| *seq).collect();
         let expect = Expect {
             acked: &acked,
             fatal: &[begin, end],
@@ -139,10 +143,10 @@ impl NftBackend {
             for element in elements {
                 let mut single = [Vec::new(), Vec::new()];
                 single[index].push(*element);
-                let (exchange, sent) = self.transact(NFT_MSG_DELSETELEM, &single)?;
+                let (exchange, sent) = self.transact(&[(NFT_MSG_DELSETELEM, &single)])?;
                 match first_refusal(&exchange, &sent) {
-                    Some((_, refusal)) if refusal.errno == libc::ENOENT => gone[index] = true,
-                    Some((index, refusal)) => {
+                    Some((_, _, refusal)) if refusal.errno == libc::ENOENT => gone[index] = true,
+                    Some((index, _, refusal)) => {
                         return Err(self.names.refused(index, "remove", refusal));
                     }
                     None => {}
@@ -263,9 +267,9 @@ impl Backend for NftBackend {
             return Ok(());
         }
         let groups = [v4, v6];
-        let (exchange, sent) = self.transact(NFT_MSG_NEWSETELEM, &groups)?;
+        let (exchange, sent) = self.transact(&[(NFT_MSG_NEWSETELEM, &groups)])?;
         match first_refusal(&exchange, &sent) {
-            Some((index, refusal)) => Err(self.names.refused(index, "add", refusal)),
+            Some((index, _, refusal)) => Err(self.names.refused(index, "add", refusal)),
             None => Ok(()),
         }
     }
@@ -282,10 +286,12 @@ impl Backend for NftBackend {
         }
         let groups = [v4, v6];
         if self.destroy {
-            let (exchange, sent) = self.transact(NFT_MSG_DESTROYSETELEM, &groups)?;
+            let (exchange, sent) = self.transact(&[(NFT_MSG_DESTROYSETELEM, &groups)])?;
             match first_refusal(&exchange, &sent) {
                 None => return Ok(()),
-                Some((_, refusal)) if matches!(refusal.errno, libc::EOPNOTSUPP | libc::EINVAL) => {
+                Some((_, _, refusal))
+                    if matches!(refusal.errno, libc::EOPNOTSUPP | libc::EINVAL) =>
+                {
                     log::info!(
                         "nft: DESTROYSETELEM unsupported (kernel before 6.3); using DELSETELEM"
                     );
@@ -295,22 +301,87 @@ impl Backend for NftBackend {
                 Some(_) => {}
             }
         }
-        let (exchange, sent) = self.transact(NFT_MSG_DELSETELEM, &groups)?;
+        let (exchange, sent) = self.transact(&[(NFT_MSG_DELSETELEM, &groups)])?;
         match first_refusal(&exchange, &sent) {
             None => Ok(()),
             // One missing element aborts the whole batch: redo it element by element.
-            Some((_, refusal)) if refusal.errno == libc::ENOENT => self.remove_one_by_one(&groups),
-            Some((index, refusal)) => Err(self.names.refused(index, "remove", refusal)),
+            Some((_, _, refusal)) if refusal.errno == libc::ENOENT => {
+                self.remove_one_by_one(&groups)
+            }
+            Some((index, _, refusal)) => Err(self.names.refused(index, "remove", refusal)),
+        }
+    }
+
+    /// One transaction: `DESTROYSETELEM` for the removals, then `NEWSETELEM` for the
+    /// installs, so a packet's whole change costs one round trip. The transaction is atomic:
+    /// if the kernel refuses an install, nothing happened, and the removals are carried out
+    /// again on their own. If it refuses a removal (a kernel without `DESTROYSETELEM`), the
+    /// two are done apart.
+    fn apply(&mut self, removals: &[Element], installs: &[Element]) -> Applied {
+        if removals.is_empty() || installs.is_empty() || !self.destroy {
+            return self.apply_apart(removals, installs);
+        }
+        let all_installs = || installs.iter().map(|e| e.key).collect::<Vec<_>>();
+        let (gone, added) = match (split_families(removals), split_families(installs)) {
+            (Ok((r4, r6)), Ok((i4, i6))) => ([r4, r6], [i4, i6]),
+            (Err(error), _) | (_, Err(error)) => {
+                return Applied {
+                    install_error: Some((all_installs(), error)),
+                    remove_error: None,
+                };
+            }
+        };
+        let parts = [
+            (NFT_MSG_DESTROYSETELEM, &gone),
+            (NFT_MSG_NEWSETELEM, &added),
+        ];
+        let refusal = match self.transact(&parts) {
+            Ok((exchange, sent)) => first_refusal(&exchange, &sent),
+            Err(error) => {
+                // The answer did not come: the transaction may or may not have happened.
+                let remove_error = self.remove(removals).err();
+                return Applied {
+                    install_error: Some((all_installs(), error)),
+                    remove_error,
+                };
+            }
+        };
+        match refusal {
+            None => Applied::default(),
+            Some((index, NFT_MSG_NEWSETELEM, refusal)) => Applied {
+                remove_error: self.remove(removals).err(),
+                install_error: Some((all_installs(), self.names.refused(index, "add", refusal))),
+            },
+            Some(_) => self.apply_apart(removals, installs),
         }
     }
 }
 
-/// The first refused message of an exchange, with the set it targeted.
-fn first_refusal(exchange: &Exchange, sent: &Sent) -> Option<(usize, KernelError)> {
+impl NftBackend {
+    /// Removals, then installs, each in its own transaction.
+    fn apply_apart(&mut self, removals: &[Element], installs: &[Element]) -> Applied {
+        let mut applied = Applied::default();
+        if !removals.is_empty() {
+            applied.remove_error = self.remove(removals).err();
+        }
+        if !installs.is_empty() {
+            if let Err(error) = self.install(installs) {
+                applied.install_error = Some((installs.iter().map(|e| e.key).collect(), error));
+            }
+        }
+        applied
+    }
+}
+
+/// The first refused message of an exchange, with the set it targeted and its kind.
+fn first_refusal(exchange: &Exchange, sent: &Sent) -> Option<(usize, u16, KernelError)> {
     exchange.outcomes.iter().find_map(|(seq, outcome)| {
         let refusal = outcome.as_ref().err()?;
-        let index = sent.iter().find(|(s, _)| s == seq).map_or(0, |(_, i)| *i);
-        Some((index, refusal.clone()))
+        let (index, kind) = sent
+            .iter()
+            .find(|(s, _, _)| s == seq)
+            .map_or((0, 0), |(_, i, k)| (*i, *k));
+        Some((index, kind, refusal.clone()))
     })
 }
 

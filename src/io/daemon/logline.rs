@@ -11,14 +11,21 @@ use crate::action::Removal;
 use crate::expect::Expectation;
 use crate::flow::Direction;
 
-/// The log line for `action` and whether it is worth a warning rather than information.
-pub(crate) fn describe(action: &Action) -> (log::Level, String) {
+/// Whether `action` is worth a warning rather than information.
+pub(crate) fn level(action: &Action) -> log::Level {
     match action {
-        Action::Install(expectation) => (log::Level::Info, install(expectation)),
-        Action::Remove(removal) => (log::Level::Info, revoke(removal)),
-        Action::Refuse(refusal) => (log::Level::Warn, refuse(refusal)),
-        Action::Note(note @ Note::Poisoned { .. }) => (log::Level::Warn, self::note(note)),
-        Action::Note(note) => (log::Level::Info, self::note(note)),
+        Action::Refuse(_) | Action::Note(Note::Poisoned { .. }) => log::Level::Warn,
+        Action::Install(_) | Action::Remove(_) | Action::Note(_) => log::Level::Info,
+    }
+}
+
+/// The log line for `action` (formatted only when called: check the level first).
+pub(crate) fn describe(action: &Action) -> String {
+    match action {
+        Action::Install(expectation) => install(expectation),
+        Action::Remove(removal) => revoke(removal),
+        Action::Refuse(refusal) => refuse(refusal),
+        Action::Note(note) => self::note(note),
     }
 }
 
@@ -79,8 +86,9 @@ mod tests {
     #[test]
     fn install_and_revoke_lines_carry_key_and_reason() {
         let e = passive_expectation(50000, 1, Instant::from_micros(0), Duration::from_secs(30));
-        let (level, line) = describe(&Action::Install(e.clone()));
-        assert_eq!(level, log::Level::Info);
+        let action = Action::Install(e.clone());
+        let line = describe(&action);
+        assert_eq!(level(&action), log::Level::Info);
         assert!(
             line.starts_with(&format!("install {} lifetime=", e.key)),
             "{line}"
@@ -92,7 +100,7 @@ mod tests {
             )),
             "{line}"
         );
-        let (_, line) = describe(&Action::Remove(Removal {
+        let line = describe(&Action::Remove(Removal {
             time: e.created,
             expectation: e.clone(),
             reason: Revocation::TransferDone,

@@ -9,13 +9,16 @@
 //! reopens the log file and checks the backend's sets again. SIGUSR1 logs the counters. A
 //! restarted daemon picks running control connections up mid-stream.
 
+pub mod apply;
 pub mod logfile;
 pub mod source;
 
-mod live;
 mod logline;
+mod ratelimit;
 mod worker;
 
+#[cfg(test)]
+mod exact_tests;
 #[cfg(test)]
 mod tests;
 

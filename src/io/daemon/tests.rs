@@ -23,9 +23,28 @@ use crate::testkit::conversation::Side;
 /// What happened, in order, across the queue and the backend.
 type Journal = Arc<Mutex<Vec<String>>>;
 
-struct FakeQueue {
+pub(super) struct FakeQueue {
     journal: Journal,
     fd: UnixStream,
+}
+
+impl FakeQueue {
+    /// A queue with its own journal.
+    pub(super) fn new() -> Self {
+        Self {
+            journal: Journal::default(),
+            fd: UnixStream::pair().unwrap().0,
+        }
+    }
+
+    /// The last verdict given: "Accept" or "Drop".
+    pub(super) fn last_verdict(&self) -> String {
+        let journal = self.journal.lock().unwrap();
+        let last = journal.iter().rev().find(|e| e.starts_with("verdict"));
+        last.and_then(|e| e.rsplit(' ').next())
+            .unwrap_or("none")
+            .to_owned()
+    }
 }
 
 impl PacketSource for FakeQueue {
@@ -160,7 +179,7 @@ fn the_pinhole_is_acknowledged_before_the_announcing_packet_is_released() {
     // The 227 is packet 5 (SYN, SYN-ACK, ACK, 220, PASV, 227): its verdict follows the install.
     assert_eq!(journal[install + 1], "verdict 5 Accept", "{journal:?}");
     assert!(journal[..install].iter().all(|e| e.starts_with("verdict")));
-    assert_eq!(worker.counters().installed, 1);
+    assert_eq!(worker.apply_counters().installed, 1);
     assert_eq!(worker.counters().accepted, 9);
 }
 
@@ -173,9 +192,9 @@ fn a_failed_install_gives_the_configured_verdict_and_is_counted() {
         journal.contains(&"verdict 5 Drop".to_owned()),
         "{journal:?}"
     );
-    assert_eq!(worker.counters().install_errors, 1);
+    assert_eq!(worker.apply_counters().install_errors, 1);
     assert_eq!(worker.counters().dropped, 1);
-    assert_eq!(worker.counters().installed, 0);
+    assert_eq!(worker.apply_counters().installed, 0);
 }
 
 #[test]
@@ -214,7 +233,7 @@ fn a_completed_transfer_revokes_and_shutdown_cleans_up_the_rest() {
             .unwrap()
             .contains(&"remove tcp 198.51.100.2 -> 203.0.113.2:50000".to_owned())
     );
-    assert_eq!(worker.counters().removed, 1);
+    assert_eq!(worker.apply_counters().removed, 1);
     let before = journal.lock().unwrap().len();
     worker.shutdown();
     assert_eq!(journal.lock().unwrap().len(), before);

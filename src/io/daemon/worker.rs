@@ -4,8 +4,13 @@
 //! judges the packet; every expectation it asks for is written to the kernel and
 //! acknowledged; only then is the verdict that releases the packet given. The peer cannot
 //! learn the announced endpoint before its pinhole exists, so the data connection's SYN can
-//! never beat it. Also: timers (the engine's `poll_timeout`), commands from the signal
-//! thread, and the worker's counters.
+//! never beat it. A packet's changes to the set are reduced to their net effect per key
+//! ([`SetDelta`]) and carried out in one backend call, so that after every verdict the kernel
+//! set holds exactly the engine's expectations ([`Engine::expectations`]); an install the
+//! kernel refuses is reported back to the engine, which withdraws it (and retries it when the
+//! announcing segment is retransmitted). Also: timers (the engine's `poll_timeout`), commands
+//! from the signal thread, the worker's counters, and how many log lines peers may cause
+//! ([`LogBudget`]).
 
 use std::io;
 use std::io::Read;
@@ -13,15 +18,13 @@ use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc::Receiver;
 
-use crate::action::Action;
 use crate::action::Verdict;
 use crate::engine::Engine;
 use crate::expect::DataKey;
-use crate::expect::Expectation;
 use crate::io::backend::Backend;
 use crate::io::backend::Element;
-use crate::io::daemon::live::Live;
-use crate::io::daemon::logline;
+use crate::io::daemon::apply::Applier;
+use crate::io::daemon::apply::element;
 use crate::io::daemon::source::PacketSource;
 use crate::io::daemon::source::QueuedPacket;
 use crate::io::nfqueue;
@@ -64,14 +67,6 @@ pub(crate) struct Counters {
     pub(crate) dropped: u64,
     /// Packets cut short by the copy range (not judged).
     pub(crate) truncated: u64,
-    /// Expectations written to the kernel.
-    pub(crate) installed: u64,
-    /// Expectations that could not be written.
-    pub(crate) install_errors: u64,
-    /// Expectations removed before their timeout.
-    pub(crate) removed: u64,
-    /// Removals that failed.
-    pub(crate) remove_errors: u64,
     /// Times the kernel reported lost queue messages (ENOBUFS).
     pub(crate) overruns: u64,
     /// Verdicts the kernel did not take.
@@ -79,16 +74,12 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
-    fn fields(&self) -> [(&'static str, u64); 10] {
+    fn fields(&self) -> [(&'static str, u64); 6] {
         [
             ("packets", self.packets),
             ("accepted", self.accepted),
             ("dropped", self.dropped),
             ("truncated", self.truncated),
-            ("installed", self.installed),
-            ("install_errors", self.install_errors),
-            ("removed", self.removed),
-            ("remove_errors", self.remove_errors),
             ("overruns", self.overruns),
             ("verdict_errors", self.verdict_errors),
         ]
@@ -115,7 +106,7 @@ pub(crate) struct Worker {
     engine: Engine,
     backend: Box<dyn Backend>,
     settings: WorkerSettings,
-    live: Live,
+    applier: Applier,
     counters: Counters,
     clock: Clock,
     next_stats: Option<Instant>,
@@ -129,13 +120,14 @@ impl Worker {
         settings: WorkerSettings,
         clock: Clock,
     ) -> Self {
-        let next_stats = settings.stats_interval.map(|every| clock.now() + every);
+        let now = clock.now();
+        let next_stats = settings.stats_interval.map(|every| now + every);
         Self {
+            applier: Applier::new(name.clone(), now),
             name,
             engine,
             backend,
             settings,
-            live: Live::default(),
             counters: Counters::default(),
             clock,
             next_stats,
@@ -175,75 +167,11 @@ impl Worker {
         }
     }
 
-    /// Drain the engine's actions into the log and the backend: removals first (a key that
-    /// is removed and announced again in one packet must end up installed), then every
-    /// installation in one batch. False if an installation failed.
+    /// Drain the engine's actions into the log and the backend. False if an installation
+    /// failed (see [`Applier::apply`]).
     fn apply_actions(&mut self, now: Instant) -> bool {
-        let mut installs: Vec<Expectation> = Vec::new();
-        let mut removals: Vec<DataKey> = Vec::new();
-        while let Some(action) = self.engine.poll_action() {
-            let (level, line) = logline::describe(&action);
-            log::log!(level, "{}: {line}", self.name);
-            match action {
-                Action::Install(expectation) => installs.push(expectation),
-                Action::Remove(removal) => removals.push(removal.expectation.key),
-                Action::Note(_) | Action::Refuse(_) => {}
-            }
-        }
-        self.remove(&removals);
-        self.install(now, &installs)
-    }
-
-    fn remove(&mut self, keys: &[DataKey]) {
-        if keys.is_empty() {
-            return;
-        }
-        let elements: Vec<Element> = keys
-            .iter()
-            .map(|key| element(*key, Duration::from_micros(0)))
-            .collect();
-        match self.backend.remove(&elements) {
-            Ok(()) => self.counters.removed += count(keys.len()),
-            Err(error) => {
-                self.counters.remove_errors += count(keys.len());
-                log::error!(
-                    "{}: removing {} expectation(s) failed: {error}",
-                    self.name,
-                    keys.len()
-                );
-            }
-        }
-        for key in keys {
-            self.live.removed(key);
-        }
-    }
-
-    fn install(&mut self, now: Instant, expectations: &[Expectation]) -> bool {
-        if expectations.is_empty() {
-            return true;
-        }
-        let elements: Vec<Element> = expectations
-            .iter()
-            .map(|e| element(e.key, e.expires().saturating_since(now)))
-            .collect();
-        match self.backend.install(&elements) {
-            Ok(()) => {
-                self.counters.installed += count(elements.len());
-                for e in expectations {
-                    self.live.installed(e.key, e.expires());
-                }
-                true
-            }
-            Err(error) => {
-                self.counters.install_errors += count(elements.len());
-                log::error!(
-                    "{}: installing {} expectation(s) failed: {error}",
-                    self.name,
-                    elements.len()
-                );
-                false
-            }
-        }
+        self.applier
+            .apply(&mut self.engine, self.backend.as_mut(), now)
     }
 
     /// Run the engine's timers and the periodic stats line if due.
@@ -253,7 +181,6 @@ impl Worker {
             self.engine.handle_timeout(now);
             self.apply_actions(now);
         }
-        self.live.prune(now);
         if let (Some(due), Some(every)) = (self.next_stats, self.settings.stats_interval) {
             if due <= now {
                 self.log_stats();
@@ -270,7 +197,7 @@ impl Worker {
             .flatten()
             .min();
         let micros = next.map_or(1_000_000, |due| due.saturating_since(now).as_micros());
-        // Never sleep for longer than a second: cheap, and keeps `Live` pruned.
+        // Never sleep for longer than a second: cheap, and bounds how late a stats line is.
         std::time::Duration::from_micros(micros.min(1_000_000))
     }
 
@@ -288,9 +215,12 @@ impl Worker {
             "{}: stats flows={} live={}",
             self.name,
             self.engine.flow_count(),
-            self.live.len()
+            self.engine.expectations().len()
         );
         for (name, value) in self.counters.fields() {
+            line += &format!(" {name}={value}");
+        }
+        for (name, value) in self.applier.counters().fields() {
             line += &format!(" {name}={value}");
         }
         for (name, value) in self.engine.stats().fields() {
@@ -302,8 +232,22 @@ impl Worker {
     /// Stop: remove live expectations if asked, log the counters.
     pub(crate) fn shutdown(&mut self) {
         if self.settings.cleanup {
-            let keys = self.live.drain(self.clock.now());
-            self.remove(&keys);
+            let now = self.clock.now();
+            let mut keys: Vec<DataKey> = self
+                .engine
+                .expectations()
+                .iter()
+                .filter(|e| e.expires() > now)
+                .map(|e| e.key)
+                .collect();
+            keys.sort_unstable();
+            let elements: Vec<Element> = keys
+                .iter()
+                .map(|key| element(*key, Duration::from_micros(0)))
+                .collect();
+            if let Err(error) = self.backend.remove(&elements) {
+                log::error!("{}: cleanup failed: {error}", self.name);
+            }
             log::info!(
                 "{}: cleanup removed {} live expectation(s)",
                 self.name,
@@ -317,6 +261,18 @@ impl Worker {
     #[cfg(test)]
     pub(crate) fn counters(&self) -> Counters {
         self.counters
+    }
+
+    /// The counters of the set changes so far.
+    #[cfg(test)]
+    pub(crate) fn apply_counters(&self) -> crate::io::daemon::apply::ApplyCounters {
+        *self.applier.counters()
+    }
+
+    /// The engine.
+    #[cfg(test)]
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     /// Serve `source` until told to stop; returns an error only when the queue fails.
@@ -366,17 +322,6 @@ impl Worker {
         }
         Ok(())
     }
-}
-
-fn element(key: DataKey, timeout: Duration) -> Element {
-    Element {
-        key,
-        timeout: std::time::Duration::from_micros(timeout.as_micros()),
-    }
-}
-
-fn count(n: usize) -> u64 {
-    u64::try_from(n).unwrap_or(u64::MAX)
 }
 
 fn drain(wake: &mut UnixStream) {

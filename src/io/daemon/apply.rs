@@ -1,0 +1,179 @@
+//! [`Applier`]: the engine's actions carried out on a backend, so that the kernel set holds
+//! exactly the engine's expectations after every packet.
+//!
+//! Owns: draining the actions (one log line each, within the [`LogBudget`]), reducing them to
+//! their net effect per key ([`SetDelta`]; the engine may emit `Install(k5)` then
+//! `Remove(k1)`, or `Install(k)` then `Remove(k)`, and the net effect is what the kernel must
+//! end up with), carrying that out in one backend call (one nf_tables transaction), and
+//! telling the engine which installs the kernel refused ([`Engine::handle_install_error`]):
+//! it withdraws them and queues their removal, which is carried out at once. The counters of
+//! what reached the kernel. Used by the daemon's worker for every packet and timer, and by the
+//! root tests that compare the real sets with the engine.
+
+use crate::action::Action;
+use crate::engine::Engine;
+use crate::expect::DataKey;
+use crate::expect::delta::SetDelta;
+use crate::io::backend::Applied;
+use crate::io::backend::Backend;
+use crate::io::backend::Element;
+use crate::io::daemon::logline;
+use crate::io::daemon::ratelimit::Allow;
+use crate::io::daemon::ratelimit::LogBudget;
+use crate::time::Duration;
+use crate::time::Instant;
+
+/// Carries out an engine's actions on a backend.
+#[derive(Debug)]
+pub struct Applier {
+    name: String,
+    delta: SetDelta,
+    log_budget: LogBudget,
+    counters: ApplyCounters,
+}
+
+/// What reached the kernel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyCounters {
+    /// Expectations written to the kernel.
+    pub installed: u64,
+    /// Expectations the kernel did not take.
+    pub install_errors: u64,
+    /// Expectations removed before their timeout.
+    pub removed: u64,
+    /// Removals that failed.
+    pub remove_errors: u64,
+    /// Log lines not written because peers caused too many (rate limit).
+    pub log_suppressed: u64,
+}
+
+impl Applier {
+    /// An applier whose log lines start with `name` (e.g. "queue 0").
+    pub fn new(name: String, now: Instant) -> Self {
+        Self {
+            name,
+            delta: SetDelta::default(),
+            log_budget: LogBudget::new(now),
+            counters: ApplyCounters::default(),
+        }
+    }
+
+    /// Drain `engine`'s actions into the log and `backend`, as one net change. False if an
+    /// installation failed: the engine has then withdrawn it, and the removal that makes
+    /// sure the kernel does not hold it either has been carried out too.
+    pub fn apply(&mut self, engine: &mut Engine, backend: &mut dyn Backend, now: Instant) -> bool {
+        let mut ok = true;
+        // At most twice: after a failed install the engine queues only removals.
+        for _ in 0..2 {
+            self.delta.clear();
+            while let Some(action) = engine.poll_action() {
+                self.log_action(now, &action);
+                self.delta.push(&action);
+            }
+            if self.delta.is_empty() {
+                break;
+            }
+            let failed = self.apply_delta(backend, now);
+            if failed.is_empty() {
+                break;
+            }
+            ok = false;
+            engine.handle_install_error(now, &failed);
+        }
+        ok
+    }
+
+    /// What reached the kernel so far.
+    pub fn counters(&self) -> &ApplyCounters {
+        &self.counters
+    }
+
+    /// Carry out `self.delta`; returns the keys whose install failed.
+    fn apply_delta(&mut self, backend: &mut dyn Backend, now: Instant) -> Vec<DataKey> {
+        let removals: Vec<Element> = self
+            .delta
+            .removals()
+            .map(|key| element(key, Duration::from_micros(0)))
+            .collect();
+        let installs: Vec<Element> = self
+            .delta
+            .installs()
+            .map(|e| element(e.key, e.expires().saturating_since(now)))
+            .collect();
+        let Applied {
+            install_error,
+            remove_error,
+        } = backend.apply(&removals, &installs);
+        self.counters.removed += count(removals.len());
+        if let Some(error) = remove_error {
+            self.counters.remove_errors += count(removals.len());
+            log::error!(
+                "{}: removing {} expectation(s) failed: {error}",
+                self.name,
+                removals.len()
+            );
+        }
+        let Some((failed, error)) = install_error else {
+            self.counters.installed += count(installs.len());
+            return Vec::new();
+        };
+        let took = installs.len().saturating_sub(failed.len());
+        self.counters.installed += count(took);
+        self.counters.install_errors += count(failed.len());
+        log::error!(
+            "{}: installing {} expectation(s) failed: {error}",
+            self.name,
+            failed.len()
+        );
+        failed
+    }
+
+    /// One line per action, within the log budget (peers must not flood the log). A line is
+    /// formatted only when its level is enabled.
+    fn log_action(&mut self, now: Instant, action: &Action) {
+        let level = logline::level(action);
+        if !log::log_enabled!(level) {
+            return;
+        }
+        let bucket = match action {
+            Action::Install(_) | Action::Remove(_) => &mut self.log_budget.pinholes,
+            Action::Note(_) | Action::Refuse(_) => &mut self.log_budget.refusals,
+        };
+        match bucket.allow(now) {
+            Allow::No => self.counters.log_suppressed += 1,
+            Allow::Yes => log::log!(level, "{}: {}", self.name, logline::describe(action)),
+            Allow::AfterSuppressed(n) => {
+                log::warn!(
+                    "{}: {n} similar log line(s) suppressed (rate limit)",
+                    self.name
+                );
+                log::log!(level, "{}: {}", self.name, logline::describe(action));
+            }
+        }
+    }
+}
+
+impl ApplyCounters {
+    /// Every counter with its name, for the stats line.
+    pub fn fields(&self) -> [(&'static str, u64); 5] {
+        [
+            ("installed", self.installed),
+            ("install_errors", self.install_errors),
+            ("removed", self.removed),
+            ("remove_errors", self.remove_errors),
+            ("log_suppressed", self.log_suppressed),
+        ]
+    }
+}
+
+/// A key as a backend element with `timeout` left.
+pub(crate) fn element(key: DataKey, timeout: Duration) -> Element {
+    Element {
+        key,
+        timeout: std::time::Duration::from_micros(timeout.as_micros()),
+    }
+}
+
+fn count(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
