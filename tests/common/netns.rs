@@ -61,3 +61,52 @@ pub fn root_with(tools: &[&str], what: &str) -> bool {
     }
     root && found
 }
+
+/// Set by [`run_inner`] in the environment of the re-run test binary: the namespace name.
+pub const INNER_MARKER: &str = "FTPALG_INNER_NETNS";
+
+/// Re-run this test binary's `#[ignore]`d test `inner` inside a fresh private network
+/// namespace (loopback up), and fail if it fails there. Skips (loudly) without root or one
+/// of `tools`.
+pub fn run_inner(inner: &str, tools: &[&str]) {
+    if !root_with(tools, inner) {
+        return;
+    }
+    let netns = Netns::new(&short_tag(inner));
+    let up = netns.run("ip", &["link", "set", "lo", "up"]);
+    assert!(up.status.success(), "lo up in {}", netns.0);
+    let exe = std::env::current_exe().unwrap();
+    let output = netns
+        .command(exe.to_str().unwrap())
+        .args(["--exact", inner, "--include-ignored", "--nocapture"])
+        .env(INNER_MARKER, &netns.0)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "{inner} failed inside netns {}:\n{stdout}\n{}",
+        netns.0,
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// True inside the namespace [`run_inner`] made; otherwise says why the test does nothing.
+pub fn inside(inner: &str) -> bool {
+    if std::env::var_os(INNER_MARKER).is_some() {
+        return true;
+    }
+    let _ = writeln!(
+        std::io::stderr(),
+        "skipped {inner}: it runs only inside the private network namespace its outer test creates"
+    );
+    false
+}
+
+/// A short, distinct namespace tag for a test name (namespace names are short-lived files).
+fn short_tag(test: &str) -> String {
+    let hash = test
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    format!("in-{hash:08x}")
+}
