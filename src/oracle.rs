@@ -4,26 +4,36 @@
 //!
 //! Owns: the kernel semantics we deploy (an element per [`DataKey`] with a timeout; adding an
 //! existing key refreshes it; the first matching SYN deletes it, `... @set delete @set ...
-//! accept`, so one expectation admits one connection), the judgement of each SYN (admitted, or
-//! denied with the reason when it aimed at an announced endpoint), and the list of
-//! expectations that were never used. Pure: used by `replay` and by tests.
+//! accept`, so one expectation admits one connection), the judgement of each SYN (admitted, a
+//! retransmission of an admitted one, or denied with the reason when it aimed at an announced
+//! endpoint), and the list of expectations that were never used. Pure: used by `replay` and
+//! by tests.
+
+mod expiring;
 
 use std::collections::HashMap;
-use std::collections::HashSet;
 use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::net::SocketAddr;
 
+use self::expiring::Expiring;
 use crate::action::Action;
 use crate::expect::DataKey;
 use crate::expect::Expectation;
 use crate::policy::Reason;
+use crate::time::Duration;
 use crate::time::Instant;
+use crate::wire::SeqNumber;
 
 /// Announced endpoints remembered to explain denials (oldest forgotten first).
 const MAX_REMEMBERED: usize = 65_536;
-/// Admitted connections remembered to recognise their retransmitted SYNs.
+/// Admitted connections remembered to recognise their retransmitted SYNs (oldest forgotten
+/// first).
 const MAX_ADMITTED: usize = 65_536;
+/// How long an admitted connection's SYN is recognised: conntrack keeps an entry that saw no
+/// reply for 2 minutes (`nf_conntrack_tcp_timeout_syn_sent`), and Linux gives up retrying a
+/// SYN after about 127 s (`tcp_syn_retries` = 6, last retransmission at 63 s).
+const ADMITTED_MEMORY: Duration = Duration::from_secs(120);
 
 /// A model of the firewall's expectation set.
 #[derive(Debug, Default)]
@@ -31,8 +41,9 @@ pub struct SetModel {
     elements: HashMap<DataKey, Element>,
     remembered: HashMap<(IpAddr, u16), Fate>,
     remembered_order: VecDeque<(IpAddr, u16)>,
-    admitted: HashSet<(SocketAddr, SocketAddr)>,
-    admitted_order: VecDeque<(SocketAddr, SocketAddr)>,
+    /// Admitted connections, by 4-tuple: the initial sequence number of their SYN, until
+    /// [`ADMITTED_MEMORY`] after it.
+    admitted: Expiring<(SocketAddr, SocketAddr), SeqNumber>,
 }
 
 /// What the model decided about one SYN.
@@ -42,7 +53,8 @@ pub enum Judgement {
     Admit(Expectation),
     /// The SYN aimed at an announced endpoint but was not admitted.
     Deny(Denial),
-    /// A retransmission of a SYN already admitted: the connection is the same.
+    /// A retransmission of a SYN already admitted (same 4-tuple, same initial sequence
+    /// number): the connection is the same.
     Repeat,
     /// The SYN has nothing to do with any announcement.
     Unrelated,
@@ -121,9 +133,16 @@ impl SetModel {
         }
     }
 
-    /// Judge a connection's first SYN from `src` to `dst` at `now`.
-    pub fn handle_syn(&mut self, now: Instant, src: SocketAddr, dst: SocketAddr) -> Judgement {
-        if self.admitted.contains(&(src, dst)) {
+    /// Judge a connection's first SYN from `src` to `dst` at `now`, whose sequence number
+    /// (the connection's initial sequence number) is `isn`.
+    pub fn handle_syn(
+        &mut self,
+        now: Instant,
+        src: SocketAddr,
+        dst: SocketAddr,
+        isn: SeqNumber,
+    ) -> Judgement {
+        if self.is_retransmission(now, (src, dst), isn) {
             return Judgement::Repeat;
         }
         let Some(port) = std::num::NonZeroU16::new(dst.port()) else {
@@ -138,7 +157,7 @@ impl SetModel {
             Some(element) if element.expires > now => {
                 let expectation = element.expectation.clone();
                 self.elements.remove(&key);
-                self.admit(src, dst);
+                self.admit(now, (src, dst), isn);
                 self.remember((key.dst, port.get()), Fate::Used);
                 return Judgement::Admit(expectation);
             }
@@ -200,14 +219,31 @@ impl SetModel {
         }
     }
 
-    fn admit(&mut self, src: SocketAddr, dst: SocketAddr) {
-        if self.admitted.insert((src, dst)) {
-            self.admitted_order.push_back((src, dst));
-            if self.admitted_order.len() > MAX_ADMITTED {
-                if let Some(oldest) = self.admitted_order.pop_front() {
-                    self.admitted.remove(&oldest);
-                }
+    /// True if `connection` was admitted with this `isn` less than [`ADMITTED_MEMORY`] ago.
+    /// A SYN with another ISN starts a new connection on the same 4-tuple (RFC 9293 §3.4.1:
+    /// each incarnation chooses a new ISN; conntrack replaces a closed entry on a new SYN), so
+    /// the old one is forgotten and the SYN is judged like any other.
+    fn is_retransmission(
+        &mut self,
+        now: Instant,
+        connection: (SocketAddr, SocketAddr),
+        isn: SeqNumber,
+    ) -> bool {
+        while self.admitted.pop_expired(now).is_some() {}
+        match self.admitted.get(&connection) {
+            Some((&first, _)) if first == isn => true,
+            Some(_) => {
+                self.admitted.remove(&connection);
+                false
             }
+            None => false,
+        }
+    }
+
+    fn admit(&mut self, now: Instant, connection: (SocketAddr, SocketAddr), isn: SeqNumber) {
+        self.admitted.insert(connection, isn, now + ADMITTED_MEMORY);
+        if self.admitted.len() > MAX_ADMITTED {
+            self.admitted.pop_earliest();
         }
     }
 }
@@ -237,6 +273,7 @@ mod tests {
 
     const CLIENT: &str = "198.51.100.2:51000";
     const DATA: &str = "203.0.113.2:50000";
+    const ISN: u32 = 77;
 
     fn at(secs: u64) -> Instant {
         Instant::from_micros(secs * 1_000_000)
@@ -246,8 +283,14 @@ mod tests {
         passive_expectation(50000, 1, at(created), Duration::from_secs(30))
     }
 
+    /// A SYN from `src` to [`DATA`] with the initial sequence number [`ISN`].
     fn syn(model: &mut SetModel, secs: u64, src: &str) -> Judgement {
-        model.handle_syn(at(secs), src.parse().unwrap(), DATA.parse().unwrap())
+        syn_with_isn(model, secs, src, ISN)
+    }
+
+    fn syn_with_isn(model: &mut SetModel, secs: u64, src: &str, isn: u32) -> Judgement {
+        let (src, dst) = (src.parse().unwrap(), DATA.parse().unwrap());
+        model.handle_syn(at(secs), src, dst, SeqNumber(isn))
     }
 
     #[test]
@@ -265,6 +308,47 @@ mod tests {
             Judgement::Deny(Denial::AlreadyUsed)
         );
         assert!(m.finish(at(20)).is_empty());
+    }
+
+    #[test]
+    fn the_same_four_tuple_with_a_new_isn_is_a_new_connection() {
+        let mut m = SetModel::default();
+        m.apply(at(10), &Action::Install(expectation(10)));
+        assert_eq!(
+            syn_with_isn(&mut m, 11, CLIENT, 1000),
+            Judgement::Admit(expectation(10))
+        );
+        m.apply(at(20), &Action::Install(expectation(20)));
+        assert_eq!(
+            syn_with_isn(&mut m, 21, CLIENT, 2000),
+            Judgement::Admit(expectation(20)),
+            "a later connection on the same 4-tuple consumes the new element"
+        );
+        assert_eq!(syn_with_isn(&mut m, 22, CLIENT, 2000), Judgement::Repeat);
+        assert_eq!(
+            syn_with_isn(&mut m, 23, CLIENT, 3000),
+            Judgement::Deny(Denial::AlreadyUsed),
+            "a third connection finds nothing left"
+        );
+        assert!(m.finish(at(60)).is_empty(), "both elements were used");
+    }
+
+    #[test]
+    fn the_same_isn_is_a_retransmission_for_two_minutes() {
+        let mut m = SetModel::default();
+        m.apply(at(10), &Action::Install(expectation(10)));
+        assert!(matches!(syn(&mut m, 11, CLIENT), Judgement::Admit(_)));
+        m.apply(at(12), &Action::Install(expectation(12)));
+        assert_eq!(
+            syn(&mut m, 130, CLIENT),
+            Judgement::Repeat,
+            "119 s after the first SYN"
+        );
+        assert_eq!(
+            syn(&mut m, 131, CLIENT),
+            Judgement::Deny(Denial::Expired),
+            "120 s after it the connection is forgotten, and its SYN judged afresh"
+        );
     }
 
     #[test]
@@ -317,12 +401,14 @@ mod tests {
             at(14),
             CLIENT.parse().unwrap(),
             "203.0.113.9:50000".parse().unwrap(),
+            SeqNumber(ISN),
         );
         assert_eq!(far, Judgement::Deny(Denial::Refused(Reason::Hijack)));
         let other = m.handle_syn(
             at(14),
             CLIENT.parse().unwrap(),
             "203.0.113.2:443".parse().unwrap(),
+            SeqNumber(ISN),
         );
         assert_eq!(other, Judgement::Unrelated);
     }

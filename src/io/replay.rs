@@ -138,7 +138,7 @@ impl<W: Write> Replay<'_, W> {
             return Ok(());
         }
         let (src, dst) = (segment.src(), segment.dst());
-        match self.model.handle_syn(now, src, dst) {
+        match self.model.handle_syn(now, src, dst, segment.seq()) {
             Judgement::Admit(expectation) => {
                 self.summary.admitted += 1;
                 self.reporter.record(&Record::Admit {
