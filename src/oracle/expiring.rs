@@ -91,6 +91,16 @@ impl<K: Copy + Eq + Hash + Ord, V> Expiring<K, V> {
         })
     }
 
+    /// Take out every entry, in no particular order.
+    pub(super) fn drain(&mut self) -> impl Iterator<Item = Due<K, V>> + '_ {
+        self.heap.clear();
+        self.map.drain().map(|(key, slot)| Due {
+            key,
+            value: slot.value,
+            deadline: slot.deadline,
+        })
+    }
+
     /// `key`'s value and deadline.
     pub(super) fn get(&self, key: &K) -> Option<(&V, Instant)> {
         self.map.get(key).map(|slot| (&slot.value, slot.deadline))
