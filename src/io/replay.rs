@@ -20,6 +20,7 @@ use crate::io::report::Reporter;
 use crate::io::report::Summary;
 use crate::oracle::Judgement;
 use crate::oracle::SetModel;
+use crate::oracle::Unused;
 use crate::time::Instant;
 use crate::wire;
 use crate::wire::Datagram;
@@ -103,6 +104,7 @@ impl<W: Write> Replay<'_, W> {
         };
         let now = self.last.map_or(now, |last| last.max(now));
         self.last = Some(now);
+        self.expire(now)?;
         while self
             .engine
             .poll_timeout()
@@ -116,13 +118,20 @@ impl<W: Write> Replay<'_, W> {
         self.judge_syn(now, ip)
     }
 
+    /// Let the modelled set's elements expire by `now`, reporting each (at its expiry time).
+    fn expire(&mut self, now: Instant) -> std::io::Result<()> {
+        while let Some(unused) = self.model.poll_expired(now) {
+            self.report_unused(&unused)?;
+        }
+        Ok(())
+    }
+
     /// Carry out the engine's actions on the modelled set and report them.
     fn drain(&mut self, now: Instant) -> std::io::Result<()> {
         while let Some(action) = self.engine.poll_action() {
             self.reporter.record(&Record::Action(&action))?;
             if let Some(unused) = self.model.apply(now, &action) {
-                self.summary.unused += 1;
-                self.reporter.record(&Record::Unused(&unused))?;
+                self.report_unused(&unused)?;
             }
         }
         Ok(())
@@ -138,7 +147,7 @@ impl<W: Write> Replay<'_, W> {
             return Ok(());
         }
         let (src, dst) = (segment.src(), segment.dst());
-        match self.model.handle_syn(now, src, dst) {
+        match self.model.handle_syn(now, src, dst, segment.seq()) {
             Judgement::Admit(expectation) => {
                 self.summary.admitted += 1;
                 self.reporter.record(&Record::Admit {
@@ -165,10 +174,78 @@ impl<W: Write> Replay<'_, W> {
     fn finish(mut self) -> std::io::Result<()> {
         let end = self.last.unwrap_or_default();
         for unused in self.model.finish(end) {
-            self.summary.unused += 1;
-            self.reporter.record(&Record::Unused(&unused))?;
+            self.report_unused(&unused)?;
         }
         self.summary.engine.absorb(self.engine.stats());
         Ok(())
+    }
+
+    fn report_unused(&mut self, unused: &Unused) -> std::io::Result<()> {
+        self.summary.unused += 1;
+        self.reporter.record(&Record::Unused(unused))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::conversation::Conversation;
+    use crate::testkit::conversation::Side::Client;
+    use crate::testkit::conversation::Side::Server;
+    use crate::time::Duration;
+
+    const ANNOUNCEMENTS: u64 = 20_000;
+
+    /// One control connection announcing 20,000 passive ports, 11 s apart, none ever used:
+    /// each expectation expires (30 s) before a fourth could supersede it.
+    fn announcements() -> Conversation {
+        let mut c = Conversation::new(
+            "198.51.100.2:40000".parse().unwrap(),
+            "203.0.113.2:21".parse().unwrap(),
+        );
+        c.handshake()
+            .send(Server, b"220 ready\r\n")
+            .send(Client, b"USER anonymous\r\n")
+            .send(Server, b"230 Login successful.\r\n");
+        for i in 0..ANNOUNCEMENTS {
+            let port = 20_000 + i;
+            let reply = format!(
+                "227 Entering Passive Mode (203,0,113,2,{},{}).\r\n",
+                port >> 8,
+                port & 0xff
+            );
+            c.send(Client, b"PASV\r\n").send(Server, reply.as_bytes());
+            c.wait(Duration::from_secs(11));
+        }
+        c
+    }
+
+    #[test]
+    fn expired_expectations_leave_the_model_while_replaying() {
+        let (mut out, mut summary) = (
+            Reporter::new(std::io::sink(), Format::Json),
+            Summary::default(),
+        );
+        let mut replay = Replay {
+            engine: Engine::new(Config::default()),
+            model: SetModel::default(),
+            last: None,
+            reporter: &mut out,
+            summary: &mut summary,
+        };
+        let mut most = 0;
+        for packet in announcements().packets() {
+            replay.record(packet.time, Some(&packet.bytes)).unwrap();
+            most = most.max(replay.model.len());
+        }
+        assert!(most <= 3, "at most three alive at once, held {most}");
+        let footprint = replay.model.footprint();
+        assert!(
+            footprint.heap <= 2 * footprint.elements + 64,
+            "{footprint:?}"
+        );
+        replay.finish().unwrap();
+        assert_eq!(summary.engine.expectations, ANNOUNCEMENTS);
+        assert_eq!(summary.unused, ANNOUNCEMENTS, "each reported once");
     }
 }
