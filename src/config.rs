@@ -29,13 +29,18 @@ pub enum Unjudged {
     Drop,
 }
 
-/// Idle timeouts of a control connection, by TCP state.
+/// Idle timeouts of a control connection, by TCP state and by how much it has proven.
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
     /// After the client's SYN, until the server's SYN-ACK.
     pub syn_sent: Duration,
-    /// While established (FTP control connections idle through long transfers).
+    /// Established but not yet shown to be FTP (no greeting and first command yet, or picked
+    /// up mid-stream without a complete exchange since).
+    pub unproven: Duration,
+    /// While established and proven (FTP control connections idle through long transfers).
     pub established: Duration,
+    /// A tombstone of a connection that is not FTP.
+    pub poisoned: Duration,
     /// After the first FIN.
     pub closing: Duration,
     /// After the second FIN or a RST, to absorb retransmissions.
@@ -66,8 +71,15 @@ pub struct Config {
     pub verify_checksums: bool,
     /// What to do with packets that cannot be judged.
     pub unjudged: Unjudged,
-    /// Control connections tracked at once; the one closest to expiry is evicted past it.
+    /// Control connections tracked at once; past it the least recently active closed flow
+    /// goes, else unproven, and a proven one only when nothing else is left.
     pub max_flows: usize,
+    /// Unproven control connections per source address; past it that source's least recently
+    /// active unproven one goes (0: no cap).
+    pub max_unproven_per_source: usize,
+    /// Unproven control connections per /24 (IPv4) or /64 (IPv6) source prefix; past it a new
+    /// one is not tracked (0: no cap).
+    pub max_unproven_per_prefix: usize,
     /// Bytes buffered over all connections (reassembly, partial lines, held lines).
     pub max_buffered_bytes: usize,
     /// Longest line kept; a longer line is discarded up to its end.
@@ -83,8 +95,10 @@ pub struct Config {
 impl Default for Timeouts {
     fn default() -> Self {
         Self {
-            syn_sent: Duration::from_secs(120),
+            syn_sent: Duration::from_secs(30),
+            unproven: Duration::from_secs(60),
             established: Duration::from_secs(24 * 3600),
+            poisoned: Duration::from_secs(300),
             closing: Duration::from_secs(120),
             closed: Duration::from_secs(10),
         }
@@ -105,6 +119,8 @@ impl Default for Config {
             verify_checksums: false,
             unjudged: Unjudged::Accept,
             max_flows: 16_384,
+            max_unproven_per_source: 64,
+            max_unproven_per_prefix: 0,
             max_buffered_bytes: 32 << 20,
             max_line: 4096,
             stream: stream::Limits::default(),
@@ -121,6 +137,15 @@ impl Config {
             per_control: self.max_expectations_per_control,
             per_client: self.max_expectations_per_client,
             total: self.max_expectations_total,
+        }
+    }
+
+    /// The bounds of the flow table.
+    pub fn flow_limits(&self) -> crate::flow::table::Limits {
+        crate::flow::table::Limits {
+            max_flows: self.max_flows,
+            max_unproven_per_source: self.max_unproven_per_source,
+            max_unproven_per_prefix: self.max_unproven_per_prefix,
         }
     }
 

@@ -44,6 +44,14 @@ counters! {
     picked_up,
     /// Connections evicted because the table was full.
     flows_evicted,
+    /// Of those, proven FTP sessions (only when nothing else was left).
+    flows_evicted_proven,
+    /// Unproven connections pushed out by a newer one from the same source (its cap).
+    flows_source_capped,
+    /// New connections not tracked: their source prefix held its cap of unproven ones.
+    flows_prefix_refused,
+    /// Connections that proved to be FTP.
+    flows_proven,
     /// Connections forgotten after their idle timeout.
     flows_expired,
     /// Segments that carried bytes already seen.
@@ -56,8 +64,10 @@ counters! {
     gaps,
     /// Segments that could not be held (bounds).
     unbuffered,
-    /// Out-of-order bytes dropped because the global buffer budget was exceeded.
+    /// Bytes dropped because the global buffer budget was exceeded.
     shed_bytes,
+    /// Unfinished or held lines dropped because the global buffer budget was exceeded.
+    shed_lines,
     /// Lines framed.
     lines,
     /// Lines longer than the cap.
@@ -113,7 +123,7 @@ mod tests {
                 ..Stats::default()
             }
         );
-        assert_eq!(a.fields().len(), 30);
+        assert_eq!(a.fields().len(), 35);
         assert_eq!(a.fields()[0], ("packets", 11));
     }
 }

@@ -17,9 +17,11 @@ use crate::expect::DataKey;
 use crate::expect::Expectation;
 use crate::expect::Revocation;
 use crate::expect::table::Full;
+use crate::flow::Control;
 use crate::flow::Direction;
 use crate::flow::FlowId;
 use crate::flow::FlowKey;
+use crate::flow::Tracked;
 use crate::ftp::Event;
 use crate::ftp::Trigger;
 use crate::ftp::session::Announced;
@@ -48,10 +50,9 @@ impl Engine {
         events: impl Iterator<Item = Event>,
         first_conflict: bool,
     ) {
-        let Some(flow) = self.flows.get_mut(&key) else {
+        let Some((control, id)) = self.reading(key) else {
             return;
         };
-        let (control, id) = (*flow.control(), flow.id());
         if first_conflict {
             log::debug!("{control}: overlapping bytes differ ({direction:?}); first copy kept");
             self.note(Note::Conflict {
@@ -100,6 +101,14 @@ impl Engine {
                     self.revoke(spent, Revocation::TransferDone);
                 }
             }
+        }
+    }
+
+    /// Who is client and server of the flow under `key`, and its serial number, if it is read.
+    fn reading(&self, key: FlowKey) -> Option<(Control, FlowId)> {
+        match self.flows.get(&key)? {
+            Tracked::Reading(flow) => Some((*flow.control(), flow.id())),
+            Tracked::Silent(_) => None,
         }
     }
 
@@ -189,10 +198,9 @@ impl Engine {
         announced: Announced,
     ) {
         self.stats.announcements += 1;
-        let Some(flow) = self.flows.get_mut(&origin.flow) else {
+        let Some((control, _)) = self.reading(origin.flow) else {
             return;
         };
-        let control = *flow.control();
         match policy::judge(&self.config, &control, trigger, announced) {
             Ok(data) => {
                 let expectation = Expectation {
@@ -253,8 +261,7 @@ impl Engine {
 
     fn encrypted(&mut self, key: FlowKey) {
         self.stats.tls_control += 1;
-        if let Some(flow) = self.flows.get_mut(&key) {
-            let control = *flow.control();
+        if let Some((control, _)) = self.reading(key) {
             log::debug!("{control}: control channel encrypted (AUTH accepted); not parsed further");
             self.note(Note::Encrypted {
                 time: self.now,
@@ -265,8 +272,7 @@ impl Engine {
 
     fn poisoned(&mut self, key: FlowKey, reason: crate::ftp::session::Poison) {
         self.stats.poisoned += 1;
-        if let Some(flow) = self.flows.get_mut(&key) {
-            let control = *flow.control();
+        if let Some((control, _)) = self.reading(key) {
             log::debug!(
                 "{control}: not FTP ({}); not parsed further",
                 reason.as_str()
@@ -286,10 +292,9 @@ impl Engine {
         endpoint: Option<SocketAddr>,
         reason: Reason,
     ) {
-        let Some(flow) = self.flows.get_mut(&key) else {
+        let Some((control, _)) = self.reading(key) else {
             return;
         };
-        let control = *flow.control();
         self.stats.refused += 1;
         log::debug!("refuse {trigger} on {control}: {reason}");
         let refusal = Refusal {

@@ -1,15 +1,18 @@
 //! [`Engine`]: the sans-IO façade, and the only entry point of the core.
 //!
 //! Owns: turning each datagram into a [`Verdict`] plus queued [`Action`]s: finding or creating
-//! the control connection, driving it, judging its announcements through `policy`, and
-//! keeping the expectations consistent (an expectation belongs to exactly one control
-//! connection, is bounded per connection, and dies with it). Also flow idle expiry and the
-//! global buffer budget. Glue only: parsing lives in `wire`, `stream` and `ftp`.
+//! the control connection and driving it (`flows`), judging its announcements through
+//! `policy` and turning them into expectations (`expectations`; the invariants live in
+//! [`ExpectationTable`]), retrying installs the shell could not carry out (`retry`), flow
+//! idle expiry, and the global buffer budget (`budget`). Glue only: parsing lives in `wire`,
+//! `stream` and `ftp`, the eviction order in `flow::table`.
 //!
 //! The engine never reads a clock: `now` comes with every call. Time never runs backwards
 //! inside the engine (an earlier `now` is treated as the latest one seen).
 
+mod budget;
 mod expectations;
+mod flows;
 mod retry;
 
 use std::collections::VecDeque;
@@ -20,14 +23,11 @@ use crate::action::Verdict;
 use crate::config::Config;
 use crate::config::Unjudged;
 use crate::expect::DataKey;
-use crate::expect::Revocation;
 use crate::expect::table::ExpectationTable;
 use crate::flow::Control;
 use crate::flow::FlowId;
 use crate::flow::FlowKey;
-use crate::flow::control::ControlFlow;
-use crate::flow::control::Outcome;
-use crate::flow::control::TcpState;
+use crate::flow::Tracked;
 use crate::flow::table::FlowTable;
 use crate::stats::Stats;
 use crate::time::Instant;
@@ -39,7 +39,7 @@ use crate::wire::Segment;
 #[derive(Debug)]
 pub struct Engine {
     config: Config,
-    flows: FlowTable<ControlFlow>,
+    flows: FlowTable<Tracked>,
     expectations: ExpectationTable,
     retries: retry::Retries,
     /// The installs queued by the packet being handled: key, origin, end of the line.
@@ -48,14 +48,20 @@ pub struct Engine {
     stats: Stats,
     now: Instant,
     next_flow: u64,
-    buffered: usize,
+    budget: budget::Budget,
+    /// Proven flows evicted since the last warning about it.
+    proven_evictions: flows::Occasional,
+    /// Budget overruns since the last warning about them.
+    budget_warnings: flows::Occasional,
+    /// Scratch for what one segment did (its buffers are reused).
+    outcome: crate::flow::control::Outcome,
 }
 
 impl Engine {
     /// An engine with `config`.
     pub fn new(config: Config) -> Self {
         Self {
-            flows: FlowTable::new(config.max_flows),
+            flows: FlowTable::new(config.flow_limits()),
             expectations: ExpectationTable::new(config.expectation_limits()),
             retries: retry::Retries::default(),
             installed_now: Vec::new(),
@@ -64,7 +70,10 @@ impl Engine {
             stats: Stats::default(),
             now: Instant::default(),
             next_flow: 0,
-            buffered: 0,
+            budget: budget::Budget::default(),
+            proven_evictions: flows::Occasional::default(),
+            budget_warnings: flows::Occasional::default(),
+            outcome: crate::flow::control::Outcome::default(),
         }
     }
 
@@ -93,7 +102,7 @@ impl Engine {
             self.stats.untracked += 1;
             return Verdict::Accept;
         }
-        self.drive(key, &segment)
+        self.drive(key, control, &segment)
     }
 
     /// The next queued action, oldest first.
@@ -155,7 +164,12 @@ impl Engine {
 
     /// Bytes buffered now, over all connections.
     pub fn buffered(&self) -> usize {
-        self.buffered
+        self.budget.total()
+    }
+
+    /// Control connections tracked now in `tier`.
+    pub fn flow_count_of(&self, tier: crate::flow::table::Tier) -> usize {
+        self.flows.len_of(tier)
     }
 
     fn ignore(&mut self) -> Verdict {
@@ -197,104 +211,6 @@ impl Engine {
         } else {
             None
         }
-    }
-
-    /// Make sure a flow exists for `key` if the segment deserves one; false if not tracked.
-    fn track(&mut self, key: FlowKey, control: Control, segment: &Segment<'_>) -> bool {
-        let opens = segment.control() == wire::Control::Syn
-            && segment.ack().is_none()
-            && segment.src() == control.client;
-        if let Some(flow) = self.flows.get_mut(&key) {
-            let reopened = opens && flow.state() == TcpState::Closed;
-            if !reopened {
-                return true;
-            }
-        }
-        let flow = if opens {
-            ControlFlow::from_syn(self.flow_id(), control, segment.seq(), &self.config)
-        } else if self.config.midstream_pickup && segment.wire_len() > 0 {
-            self.stats.picked_up += 1;
-            ControlFlow::picked_up(self.flow_id(), control, &self.config)
-        } else {
-            return false;
-        };
-        self.stats.control_connections += 1;
-        let deadline = self.now + flow.idle_timeout(&self.config);
-        if let Some((old_key, old)) = self.flows.insert(key, flow, deadline) {
-            if old_key != key {
-                self.stats.flows_evicted += 1;
-            }
-            self.forget(old_key, &old);
-        }
-        true
-    }
-
-    fn drive(&mut self, key: FlowKey, segment: &Segment<'_>) -> Verdict {
-        let (now, config) = (self.now, &self.config);
-        // NOTE(unwrap): `track` returned true, so the flow exists.
-        let flow = self.flows.get_mut(&key).expect("tracked flow");
-        let before = flow.buffered();
-        let direction = flow.control().direction_from(segment.src());
-        let mut outcome = Outcome::default();
-        flow.handle_segment(now, direction, segment, config, &mut outcome);
-        let covered = outcome.range;
-        let after = flow.buffered();
-        let deadline = now + flow.idle_timeout(config);
-        self.flows.set_deadline(&key, deadline);
-        self.buffered = (self.buffered + after).saturating_sub(before);
-        self.count(&outcome);
-        self.apply(
-            key,
-            direction,
-            outcome.events.drain(..),
-            outcome.first_conflict,
-        );
-        if let Some(range) = covered.filter(|_| outcome.receipt.retransmitted) {
-            self.retry_installs(key, direction, range);
-        }
-        if outcome.closed {
-            self.revoke_all(key, Revocation::ControlClosed);
-        }
-        self.enforce_budget(key);
-        if outcome.receipt.unbuffered {
-            self.unjudged_verdict()
-        } else {
-            Verdict::Accept
-        }
-    }
-
-    fn count(&mut self, outcome: &Outcome) {
-        let receipt = &outcome.receipt;
-        self.stats.retransmissions += u64::from(receipt.retransmitted);
-        self.stats.out_of_order += u64::from(receipt.out_of_order);
-        self.stats.conflicts += u64::from(receipt.conflict);
-        self.stats.unbuffered += u64::from(receipt.unbuffered);
-        self.stats.untracked += u64::from(outcome.untracked);
-        self.stats.gaps += u64::from(outcome.gaps);
-        self.stats.lines += u64::from(outcome.lines);
-        self.stats.overlong_lines += u64::from(outcome.overlong);
-    }
-
-    /// Past the global budget, the connection that just grew drops its out-of-order bytes.
-    fn enforce_budget(&mut self, key: FlowKey) {
-        if self.buffered <= self.config.max_buffered_bytes {
-            return;
-        }
-        if let Some(flow) = self.flows.get_mut(&key) {
-            let shed = flow.shed();
-            self.buffered -= shed.min(self.buffered);
-            self.stats.shed_bytes += shed as u64;
-            log::warn!(
-                "buffer budget exceeded: dropped {shed} out-of-order bytes of {}",
-                flow.control()
-            );
-        }
-    }
-
-    /// Forget a flow that left the table: revoke what it still owns.
-    fn forget(&mut self, key: FlowKey, flow: &ControlFlow) {
-        self.buffered = self.buffered.saturating_sub(flow.buffered());
-        self.revoke_all(key, Revocation::ControlClosed);
     }
 
     fn note(&mut self, note: Note) {

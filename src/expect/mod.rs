@@ -67,6 +67,8 @@ pub enum Revocation {
     ControlClosed,
     /// The session was reinitialised (REIN) or quit (QUIT).
     Reset,
+    /// Its control connection turned out not to be FTP.
+    NotFtp,
     /// Newer expectations of the same control connection pushed it out.
     Superseded,
     /// The kernel did not take it (the set is full, or netlink failed); it is withdrawn so
@@ -96,6 +98,7 @@ impl Revocation {
             Self::ControlClosed => "control-closed",
             Self::Reset => "reset",
             Self::InstallFailed => "install-failed",
+            Self::NotFtp => "not-ftp",
             Self::Superseded => "superseded",
             Self::TransferDone => "transfer-done",
         }

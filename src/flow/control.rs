@@ -12,11 +12,16 @@ use crate::config::Config;
 use crate::flow::Control;
 use crate::flow::Direction;
 use crate::flow::FlowId;
+use crate::flow::silent::Quiet;
+use crate::flow::silent::Silent;
+use crate::flow::table::Tier;
 use crate::ftp::Event;
 use crate::ftp::Session;
 use crate::stream::Receipt;
 use crate::stream::Stream;
 use crate::stream::lines::Framer;
+use crate::stream::lines::Framing;
+use crate::stream::lines::Lines;
 use crate::time::Duration;
 use crate::time::Instant;
 use crate::wire::Control as Flags;
@@ -50,7 +55,8 @@ pub enum TcpState {
     Closed,
 }
 
-/// What one segment did, for the engine's counters and actions.
+/// What one segment did, for the engine's counters and actions. The engine reuses one
+/// (see [`Outcome::reset`]) so that its buffers are not allocated per packet.
 #[derive(Debug, Default)]
 pub struct Outcome {
     /// FTP events, in order.
@@ -71,6 +77,8 @@ pub struct Outcome {
     pub untracked: bool,
     /// The stream offsets `[from, to)` the segment's payload covered in its direction.
     pub range: Option<(u64, u64)>,
+    /// Scratch: lines framed and not yet handed to the session (reused across segments).
+    framed: Lines,
 }
 
 #[derive(Debug)]
@@ -79,6 +87,21 @@ struct Half {
     framer: Framer,
     syn: Option<SeqNumber>,
     fin: bool,
+}
+
+impl Outcome {
+    /// Ready for the next segment: everything zero and empty, buffers kept.
+    pub fn reset(&mut self) {
+        let mut events = std::mem::take(&mut self.events);
+        let mut framed = std::mem::take(&mut self.framed);
+        events.clear();
+        framed.clear();
+        *self = Self {
+            events,
+            framed,
+            ..Self::default()
+        };
+    }
 }
 
 impl ControlFlow {
@@ -149,10 +172,36 @@ impl ControlFlow {
     pub fn idle_timeout(&self, config: &Config) -> Duration {
         match self.state {
             TcpState::SynSent => config.timeouts.syn_sent,
-            TcpState::Established => config.timeouts.established,
+            TcpState::Established if self.session.is_proven() => config.timeouts.established,
+            TcpState::Established => config.timeouts.unproven,
             TcpState::Closing => config.timeouts.closing,
             TcpState::Closed => config.timeouts.closed,
         }
+    }
+
+    /// Its eviction tier: closed, proven FTP, or not yet.
+    pub fn tier(&self) -> Tier {
+        if self.state == TcpState::Closed {
+            Tier::Spent
+        } else if self.session.is_proven() {
+            Tier::Proven
+        } else {
+            Tier::Unproven
+        }
+    }
+
+    /// The tombstone it becomes once its lines are no longer read (not FTP, or encrypted).
+    pub fn silenced(&self) -> Option<Silent> {
+        if self.session.is_parsing() {
+            return None;
+        }
+        let why = if self.session.is_poisoned() {
+            Quiet::Poisoned
+        } else {
+            Quiet::Encrypted
+        };
+        let fins = [self.halves[0].fin, self.halves[1].fin];
+        Some(Silent::new(why, self.state, fins))
     }
 
     /// Bytes held for this connection (reassembly, partial lines, lines held by the session).
@@ -165,13 +214,30 @@ impl ControlFlow {
         halves + self.session.buffered()
     }
 
-    /// Drop held out-of-order bytes under memory pressure; returns how many.
-    pub fn shed(&mut self) -> usize {
+    /// Under memory pressure, drop the bytes that cost nothing to lose: out-of-order bytes
+    /// (TCP retransmits them) and the history kept to spot conflicting retransmissions.
+    /// Returns how many.
+    pub fn shed_reassembly(&mut self) -> usize {
         self.halves
             .iter_mut()
             .filter_map(|h| h.stream.as_mut())
             .map(Stream::shed)
             .sum()
+    }
+
+    /// Under more pressure, drop unfinished lines (each direction then resynchronises at its
+    /// next LF, as after a gap), the lines of a multi-line reply in progress, and client lines
+    /// held for the greeting. Returns the lines dropped; an announcement among them is lost
+    /// (no pinhole: the safe side).
+    pub fn shed_lines(&mut self) -> usize {
+        let mut lines = 0;
+        for direction in [Direction::Original, Direction::Reply] {
+            if self.halves[direction.index()].framer.drop_partial() > 0 {
+                lines += 1;
+                self.gap(direction);
+            }
+        }
+        lines + self.session.shed()
     }
 
     fn new(
@@ -225,8 +291,8 @@ impl ControlFlow {
     }
 
     fn handle_ack(&mut self, direction: Direction, ack: SeqNumber, out: &mut Outcome) {
-        self.stream_step(direction, out, |stream, framer| {
-            stream.handle_ack(ack, framer)
+        self.stream_step(direction, out, |stream, framing| {
+            stream.handle_ack(ack, framing)
         });
     }
 
@@ -260,12 +326,16 @@ impl ControlFlow {
             return;
         };
         out.range = stream.range_of(seq, segment.payload().len());
+        let mut framing = Framing {
+            framer: &mut half.framer,
+            lines: &mut out.framed,
+        };
         let receipt = stream.handle_segment(
             now,
             seq,
             segment.payload(),
             segment.wire_len(),
-            &mut half.framer,
+            &mut framing,
         );
         out.receipt = receipt;
         if receipt.conflict && !self.conflict_seen {
@@ -278,6 +348,7 @@ impl ControlFlow {
         }
         self.feed(direction, out);
         self.skip_old_hole(now, direction, out);
+        self.halves[direction.index()].framer.release();
     }
 
     /// Start a direction whose first byte was not announced by a SYN: it is framed only after
@@ -312,8 +383,8 @@ impl ControlFlow {
 
     /// Skip a hole in `direction` that later data has waited behind for too long.
     fn skip_old_hole(&mut self, now: Instant, direction: Direction, out: &mut Outcome) {
-        self.stream_step(direction, out, |stream, framer| {
-            stream.handle_timeout(now, framer)
+        self.stream_step(direction, out, |stream, framing| {
+            stream.handle_timeout(now, framing)
         });
     }
 
@@ -323,13 +394,17 @@ impl ControlFlow {
         &mut self,
         direction: Direction,
         out: &mut Outcome,
-        step: impl FnOnce(&mut Stream, &mut Framer) -> bool,
+        step: impl FnOnce(&mut Stream, &mut Framing<'_>) -> bool,
     ) {
         let half = &mut self.halves[direction.index()];
         let Some(stream) = &mut half.stream else {
             return;
         };
-        if step(stream, &mut half.framer) {
+        let mut framing = Framing {
+            framer: &mut half.framer,
+            lines: &mut out.framed,
+        };
+        if step(stream, &mut framing) {
             out.gaps += 1;
             self.gap(direction);
             self.feed(direction, out);
@@ -345,12 +420,8 @@ impl ControlFlow {
 
     /// Hand the lines framed in `direction` to the session.
     fn feed(&mut self, direction: Direction, out: &mut Outcome) {
-        let Self {
-            halves, session, ..
-        } = self;
-        let framer = &mut halves[direction.index()].framer;
-        let lines = framer.take();
-        for line in lines.iter() {
+        let session = &mut self.session;
+        for line in out.framed.iter() {
             out.lines += 1;
             out.overlong += u32::from(line.overlong);
             match direction {
@@ -358,7 +429,7 @@ impl ControlFlow {
                 Direction::Reply => session.handle_server_line(line, &mut out.events),
             }
         }
-        framer.recycle(lines);
+        out.framed.clear();
     }
 }
 

@@ -2,20 +2,32 @@
 //!
 //! Owns: [`FlowKey`] (the canonical 4-tuple: both directions map to one key), [`Direction`]
 //! (conntrack's `Original` = client to server, `Reply` = server to client), [`Control`] (who is
-//! the client and who the server), [`FlowId`], the bounded [`table::FlowTable`] with
-//! `now`-driven expiry, and the per-connection state in [`control::ControlFlow`].
+//! the client and who the server), [`FlowId`], the bounded, tiered [`table::FlowTable`] with
+//! `now`-driven expiry, and what it holds per connection ([`Tracked`]): the state of a
+//! connection that is read ([`control::ControlFlow`]), or a tombstone ([`silent::Silent`]).
 
 pub mod control;
+pub mod silent;
 pub mod table;
 
 use std::fmt;
+use std::net::IpAddr;
 use std::net::SocketAddr;
 
-/// A control connection's 4-tuple, the same for both directions.
+/// A control connection's 4-tuple, the same for both directions. 40 bytes (a `SocketAddr`
+/// pair is 64): the key is stored twice per tracked connection, and a gateway tracks up to a
+/// million of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FlowKey {
-    low: SocketAddr,
-    high: SocketAddr,
+    low: Endpoint,
+    high: Endpoint,
+}
+
+/// One end of a connection: address and port, without IPv6 flow label or scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Endpoint {
+    ip: IpAddr,
+    port: u16,
 }
 
 /// Which way a packet travels on its control connection (conntrack's names).
@@ -36,18 +48,82 @@ pub struct Control {
     pub server: SocketAddr,
 }
 
+/// What the flow table holds for one control connection.
+#[derive(Debug)]
+pub enum Tracked {
+    /// A connection whose lines are read.
+    Reading(Box<control::ControlFlow>),
+    /// A connection no longer read (not FTP, or encrypted): a small tombstone.
+    Silent(silent::Silent),
+}
+
 /// A control connection's serial number, unique within one engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FlowId(pub u64);
 
+impl Tracked {
+    /// The TCP state.
+    pub fn state(&self) -> control::TcpState {
+        match self {
+            Self::Reading(flow) => flow.state(),
+            Self::Silent(silent) => silent.state(),
+        }
+    }
+
+    /// Its eviction tier.
+    pub fn tier(&self) -> table::Tier {
+        match self {
+            Self::Reading(flow) => flow.tier(),
+            Self::Silent(silent) => silent.tier(),
+        }
+    }
+
+    /// How long it may stay idle.
+    pub fn idle_timeout(&self, config: &crate::config::Config) -> crate::time::Duration {
+        match self {
+            Self::Reading(flow) => flow.idle_timeout(config),
+            Self::Silent(silent) => silent.idle_timeout(config),
+        }
+    }
+
+    /// Bytes buffered for it.
+    pub fn buffered(&self) -> usize {
+        match self {
+            Self::Reading(flow) => flow.buffered(),
+            Self::Silent(_) => 0,
+        }
+    }
+}
+
 impl FlowKey {
     /// The key of the connection between `a` and `b`, in either order.
     pub fn new(a: SocketAddr, b: SocketAddr) -> Self {
+        let (a, b) = (Endpoint::from(a), Endpoint::from(b));
         if a <= b {
             Self { low: a, high: b }
         } else {
             Self { low: b, high: a }
         }
+    }
+
+    /// Its two ends, lower first.
+    pub fn ends(&self) -> (SocketAddr, SocketAddr) {
+        (self.low.into(), self.high.into())
+    }
+}
+
+impl From<SocketAddr> for Endpoint {
+    fn from(addr: SocketAddr) -> Self {
+        Self {
+            ip: addr.ip(),
+            port: addr.port(),
+        }
+    }
+}
+
+impl From<Endpoint> for SocketAddr {
+    fn from(end: Endpoint) -> Self {
+        Self::new(end.ip, end.port)
     }
 }
 
@@ -107,5 +183,7 @@ mod tests {
         assert_eq!(control.direction_from(s), Direction::Reply);
         assert_eq!(Direction::Reply.reverse().index(), 0);
         assert_eq!(control.to_string(), "198.51.100.2:40000 -> 203.0.113.2:21");
+        assert_eq!(FlowKey::new(s, c).ends(), (c, s));
+        assert_eq!(size_of::<FlowKey>(), 40);
     }
 }

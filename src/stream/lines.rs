@@ -22,7 +22,9 @@ const OPTION_VERBS: std::ops::RangeInclusive<u8> = 251..=254;
 /// Telnet commands from SE (240) to SB (250) take no argument here.
 const COMMANDS: std::ops::RangeInclusive<u8> = 240..=250;
 
-/// Cuts one direction's bytes into lines.
+/// Cuts one direction's bytes into lines. Holds only the unfinished line (freed between
+/// lines, so an idle connection holds nothing); finished lines go to a [`Lines`] arena the
+/// caller owns and reuses for every connection.
 #[derive(Debug, Clone)]
 pub struct Framer {
     current: Vec<u8>,
@@ -31,10 +33,18 @@ pub struct Framer {
     telnet: Telnet,
     synced: bool,
     max_line: usize,
-    out: Lines,
 }
 
-/// Lines framed so far and not yet taken (an arena: one buffer for all their text).
+/// A framer writing its lines into an arena: the [`Sink`] a stream delivers to.
+#[derive(Debug)]
+pub struct Framing<'a> {
+    /// The direction's framer.
+    pub framer: &'a mut Framer,
+    /// Where its finished lines go.
+    pub lines: &'a mut Lines,
+}
+
+/// Lines framed and not yet handled (an arena: one buffer for all their text).
 #[derive(Debug, Clone, Default)]
 pub struct Lines {
     text: Vec<u8>,
@@ -77,27 +87,32 @@ impl Framer {
             telnet: Telnet::Data,
             synced,
             max_line,
-            out: Lines::default(),
-        }
-    }
-
-    /// Take the lines framed so far.
-    pub fn take(&mut self) -> Lines {
-        std::mem::take(&mut self.out)
-    }
-
-    /// Hand back a drained [`Lines`] so that its buffers are reused.
-    pub fn recycle(&mut self, mut lines: Lines) {
-        lines.text.clear();
-        lines.entries.clear();
-        if self.out.entries.is_empty() {
-            self.out = lines;
         }
     }
 
     /// Bytes held for the current, unfinished line.
     pub fn buffered(&self) -> usize {
-        self.current.len() + self.out.text.len()
+        self.current.len()
+    }
+
+    /// Give back the unfinished line's buffer if there is no unfinished line.
+    pub fn release(&mut self) {
+        if self.current.is_empty() && self.current.capacity() > 0 {
+            self.current = Vec::new();
+        }
+    }
+
+    /// Drop the unfinished line under memory pressure, as after a gap: nothing more is framed
+    /// until an LF confirms a line boundary. Returns the bytes dropped.
+    pub fn drop_partial(&mut self) -> usize {
+        let dropped = self.current.len();
+        if dropped > 0 {
+            self.current = Vec::new();
+            self.overlong = false;
+            self.telnet = Telnet::Data;
+            self.synced = false;
+        }
+        dropped
     }
 
     /// True while waiting for an LF to resynchronise.
@@ -119,15 +134,15 @@ impl Framer {
         self.overlong |= run.len() > room;
     }
 
-    fn end_line(&mut self, end: u64) {
+    fn end_line(&mut self, end: u64, out: &mut Lines) {
         if self.current.last() == Some(&CR) {
             self.current.pop();
         }
         if self.synced {
-            let from = self.out.text.len();
-            self.out.text.extend_from_slice(&self.current);
-            self.out.entries.push(Entry {
-                text: from..self.out.text.len(),
+            let from = out.text.len();
+            out.text.extend_from_slice(&self.current);
+            out.entries.push(Entry {
+                text: from..out.text.len(),
                 raw: (self.start, end),
                 overlong: self.overlong,
             });
@@ -160,8 +175,9 @@ impl Framer {
     }
 }
 
-impl Sink for Framer {
-    fn data(&mut self, offset: u64, bytes: &[u8]) {
+impl Framer {
+    /// Bytes starting at stream offset `offset`; finished lines go to `out`.
+    pub fn data(&mut self, offset: u64, bytes: &[u8], out: &mut Lines) {
         let mut at = 0;
         while at < bytes.len() {
             if self.telnet == Telnet::Data {
@@ -181,14 +197,15 @@ impl Sink for Framer {
             // option byte, as a Telnet receiver (and ProFTPD) reads it.
             if byte == LF && self.telnet != Telnet::Option {
                 self.telnet = Telnet::Data;
-                self.end_line(offset + at as u64);
+                self.end_line(offset + at as u64, out);
             } else {
                 self.handle_telnet(byte);
             }
         }
     }
 
-    fn gap(&mut self, _from: u64, to: u64) {
+    /// Bytes up to `to` will never be seen: drop the unfinished line and resynchronise.
+    pub fn gap(&mut self, to: u64) {
         self.current.clear();
         self.overlong = false;
         self.telnet = Telnet::Data;
@@ -197,7 +214,23 @@ impl Sink for Framer {
     }
 }
 
+impl Sink for Framing<'_> {
+    fn data(&mut self, offset: u64, bytes: &[u8]) {
+        self.framer.data(offset, bytes, self.lines);
+    }
+
+    fn gap(&mut self, _from: u64, to: u64) {
+        self.framer.gap(to);
+    }
+}
+
 impl Lines {
+    /// Forget every line, keeping the buffers for reuse.
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.entries.clear();
+    }
+
     /// The lines, in stream order.
     pub fn iter(&self) -> impl Iterator<Item = Line<'_>> {
         self.entries.iter().map(|e| Line {
@@ -219,12 +252,12 @@ mod tests {
 
     fn frame(chunks: &[&[u8]], synced: bool, max: usize) -> Vec<(Vec<u8>, (u64, u64), bool)> {
         let mut f = Framer::new(max, synced);
+        let mut lines = Lines::default();
         let mut offset = 0;
         for chunk in chunks {
-            f.data(offset, chunk);
+            f.data(offset, chunk, &mut lines);
             offset += chunk.len() as u64;
         }
-        let lines = f.take();
         lines
             .iter()
             .map(|l| (l.text.to_vec(), l.raw, l.overlong))
@@ -252,11 +285,18 @@ mod tests {
     }
 
     #[test]
-    fn incomplete_line_is_held() {
+    fn incomplete_line_is_held_and_released_once_finished() {
         let mut f = Framer::new(64, true);
-        f.data(0, b"PORT 1,2,3");
-        assert!(f.take().is_empty());
+        let mut lines = Lines::default();
+        f.data(0, b"PORT 1,2,3", &mut lines);
+        assert!(lines.is_empty());
         assert_eq!(f.buffered(), 10);
+        f.release();
+        assert_eq!(f.buffered(), 10, "an unfinished line is kept");
+        f.data(10, b"\r\n", &mut lines);
+        f.release();
+        assert_eq!(f.current.capacity(), 0, "nothing held between lines");
+        assert_eq!(lines.iter().count(), 1);
     }
 
     #[test]
@@ -316,25 +356,24 @@ mod tests {
     #[test]
     fn gap_drops_the_partial_line_and_resyncs() {
         let mut f = Framer::new(64, true);
-        f.data(0, b"PORT 1,2");
-        f.gap(8, 20);
-        f.data(20, b",3,4\r\nEPSV\r\n");
-        let lines = f.take();
+        let mut lines = Lines::default();
+        f.data(0, b"PORT 1,2", &mut lines);
+        f.gap(20);
+        f.data(20, b",3,4\r\nEPSV\r\n", &mut lines);
         let got: Vec<_> = lines.iter().map(|l| (l.text.to_vec(), l.raw)).collect();
         assert_eq!(got, vec![(b"EPSV".to_vec(), (26, 32))]);
         assert!(f.is_synced());
     }
 
     #[test]
-    fn recycled_buffers_are_reused_and_empty() {
+    fn a_cleared_arena_is_empty_and_reused() {
         let mut f = Framer::new(64, true);
-        f.data(0, b"A\r\n");
-        let lines = f.take();
+        let mut lines = Lines::default();
+        f.data(0, b"A\r\n", &mut lines);
         assert_eq!(lines.iter().count(), 1);
-        f.recycle(lines);
-        f.data(3, b"B\r\n");
-        let again = f.take();
-        let got: Vec<_> = again.iter().map(|l| l.text.to_vec()).collect();
+        lines.clear();
+        f.data(3, b"B\r\n", &mut lines);
+        let got: Vec<_> = lines.iter().map(|l| l.text.to_vec()).collect();
         assert_eq!(got, vec![b"B".to_vec()]);
     }
 }

@@ -133,12 +133,15 @@ impl Stream {
         receipt
     }
 
-    /// The peer acknowledged everything before `ack`: bytes we never saw there are lost.
+    /// The peer acknowledged everything before `ack`: bytes we never saw there are lost, and
+    /// delivered bytes there need no history any more (the receiver drops a retransmission
+    /// of bytes it acknowledged, RFC 9293 §3.10.7.4, so it cannot conflict with what we read).
     /// Returns true if a gap was delivered.
     pub fn handle_ack(&mut self, ack: SeqNumber, sink: &mut impl Sink) -> bool {
         let Some(mut target) = self.offset_of(ack) else {
             return false;
         };
+        self.forget_acknowledged(target);
         if let Some(fin) = self.fin_at {
             target = target.min(fin);
         }
@@ -169,10 +172,12 @@ impl Stream {
         self.fin_at = self.offset_of(seq).or(self.fin_at);
     }
 
-    /// Drop held out-of-order bytes (memory pressure). Returns how many were dropped.
+    /// Drop held out-of-order bytes and the history of delivered bytes (memory pressure).
+    /// Returns how many were dropped.
     pub fn shed(&mut self) -> usize {
-        let dropped = self.out_of_order.len();
+        let dropped = self.out_of_order.len() + self.history.len();
         self.out_of_order.clear();
+        self.history = VecDeque::new();
         self.hole_since = None;
         dropped
     }
@@ -289,6 +294,19 @@ impl Stream {
             self.hole_since = None;
         } else if self.hole_since.is_none() {
             self.hole_since = Some(now);
+        }
+    }
+
+    /// Drop history before stream offset `acked`; free it when empty (idle connections then
+    /// hold none).
+    fn forget_acknowledged(&mut self, acked: u64) {
+        let history_start = self.delivered - self.history.len() as u64;
+        let drop = acked
+            .saturating_sub(history_start)
+            .min(self.history.len() as u64);
+        self.history.drain(..drop as usize);
+        if self.history.is_empty() && self.history.capacity() > 0 {
+            self.history = VecDeque::new();
         }
     }
 

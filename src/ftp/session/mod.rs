@@ -139,6 +139,8 @@ impl Default for Limits {
 pub struct Session {
     state: State,
     vetted: bool,
+    /// A well-formed server reply answered something we saw (the greeting, or a command).
+    answered: bool,
     pending: VecDeque<Pending>,
     lost: u32,
     held: Vec<HeldLine>,
@@ -186,6 +188,7 @@ impl Session {
         Self {
             state: State::AwaitGreeting,
             vetted: false,
+            answered: false,
             pending: VecDeque::new(),
             lost: 0,
             held: Vec::new(),
@@ -245,14 +248,44 @@ impl Session {
         self.multi = None;
     }
 
+    /// True once the conversation has shown itself to be FTP: the client's first line was a
+    /// known command, and the server answered something we saw (its `220` greeting for a
+    /// session seen from its start; a reply to a command seen since a mid-stream pickup), and
+    /// it has not been poisoned since. A proven session is protected from eviction.
+    pub fn is_proven(&self) -> bool {
+        self.vetted && self.answered && matches!(self.state, State::Open | State::Encrypted)
+    }
+
+    /// True once the session is poisoned (not FTP).
+    pub fn is_poisoned(&self) -> bool {
+        self.state == State::Poisoned
+    }
+
     /// False once the session is encrypted or poisoned: its lines need not be framed any more.
     pub fn is_parsing(&self) -> bool {
         !matches!(self.state, State::Encrypted | State::Poisoned)
     }
 
-    /// Bytes of client lines held until the greeting or an AUTH answer.
+    /// Bytes held: client lines held until the greeting or an AUTH answer, and the lines of a
+    /// multi-line reply in progress.
     pub fn buffered(&self) -> usize {
-        self.held.iter().map(|h| h.text.len()).sum()
+        let held: usize = self.held.iter().map(|h| h.text.len()).sum();
+        held + self.multi.as_ref().map_or(0, Multi::buffered)
+    }
+
+    /// Drop what is held under memory pressure: client lines held for the greeting or an
+    /// AUTH answer (they count as lost commands) and the lines of a multi-line reply in
+    /// progress (as if server bytes were lost). Returns the lines dropped.
+    pub fn shed(&mut self) -> usize {
+        let held = std::mem::take(&mut self.held).len();
+        self.lost = self
+            .lost
+            .saturating_add(u32::try_from(held).unwrap_or(u32::MAX));
+        let multi = self.multi.as_ref().map_or(0, Multi::len);
+        if self.multi.is_some() {
+            self.handle_server_gap();
+        }
+        held + multi
     }
 
     /// True once the server's greeting has been seen (or the session was picked up).

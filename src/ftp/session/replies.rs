@@ -110,6 +110,7 @@ impl Session {
             ReplyCode::SERVICE_READY_SOON => {}
             ReplyCode::SERVICE_READY => {
                 self.state = State::Open;
+                self.answered = true;
                 self.release_held(events);
             }
             ReplyCode::NOT_AVAILABLE => self.state = State::Closed,
@@ -134,6 +135,8 @@ impl Session {
         let command = self.pending.pop_front();
         if command.is_none() {
             self.lost = self.lost.saturating_sub(1);
+        } else {
+            self.answered = true;
         }
         if self.unique_answer(reply.code, events) {
             return;
@@ -182,7 +185,10 @@ impl Session {
             .position(|p| matches!(p, Pending::Passive { .. }))
         {
             Some(index) => match self.pending.drain(..=index).next_back() {
-                Some(Pending::Passive { id, forbidden }) => (id, forbidden),
+                Some(Pending::Passive { id, forbidden }) => {
+                    self.answered = true;
+                    (id, forbidden)
+                }
                 _ => return,
             },
             // The command was missed (gap or pickup): it was sent before anything seen since.
@@ -217,6 +223,16 @@ impl Session {
 }
 
 impl Multi {
+    /// Bytes kept.
+    pub(super) fn buffered(&self) -> usize {
+        self.lines.iter().map(|(text, _)| text.len()).sum()
+    }
+
+    /// Lines kept.
+    pub(super) fn len(&self) -> usize {
+        self.lines.len()
+    }
+
     /// Keep a line's text if this reply may carry an endpoint, up to `max` lines.
     fn keep(&mut self, line: Line<'_>, max: usize) {
         if passive_trigger(self.code).is_some() && self.lines.len() < max {
