@@ -82,9 +82,9 @@ fn session(i: usize) -> Vec<Packet> {
 
 fn replay_from_capture(engine: &mut Engine, sessions: usize, path: &std::path::Path) {
     use ftp_alg::io::capture::CaptureReader;
+    use ftp_alg::io::capture::LinkType;
     use ftp_alg::io::capture::ip_datagram;
     use ftp_alg::testkit::pcap::Format;
-    use ftp_alg::io::capture::LinkType;
     use ftp_alg::testkit::pcap::Writer;
     let mut writer = Writer::new(Format::Pcap, LinkType::Raw);
     for i in 0..sessions {
