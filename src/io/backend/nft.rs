@@ -14,19 +14,20 @@
 //!   and `NFTA_SET_KEY_LEN` from the reply.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use crate::expect::DataKey;
 use crate::io::backend::Backend;
 use crate::io::backend::BackendError;
+use crate::io::backend::DEFAULT_ANSWER_TIMEOUT;
 use crate::io::backend::Element;
-use crate::io::backend::socket;
+use crate::io::backend::link::Link;
 use crate::io::backend::split_families;
 use crate::io::netlink;
 use crate::io::netlink::Exchange;
 use crate::io::netlink::Expect;
 use crate::io::netlink::Header;
 use crate::io::netlink::KernelError;
-use crate::io::netlink::Socket;
 use crate::io::netlink::Writer;
 use crate::io::netlink::consts::NFNL_MSG_BATCH_BEGIN;
 use crate::io::netlink::consts::NFNL_MSG_BATCH_END;
@@ -64,7 +65,7 @@ use crate::io::netlink::consts::nfnl_type;
 #[derive(Debug)]
 pub struct NftBackend {
     names: Names,
-    socket: Option<Socket>,
+    link: Link,
     writer: Writer,
     /// False once the kernel turned `DESTROYSETELEM` down (before Linux 6.3).
     destroy: bool,
@@ -81,18 +82,25 @@ struct Names {
 type Sent = Vec<(u32, usize)>;
 
 impl NftBackend {
-    /// Use sets `set4` (IPv4) and `set6` (IPv6) of table `inet table`. Nothing is opened
-    /// until the first call.
+    /// Use sets `set4` (IPv4) and `set6` (IPv6) of table `inet table`, waiting at most
+    /// [`DEFAULT_ANSWER_TIMEOUT`] for the kernel. Nothing is opened until the first call.
     pub fn new(table: &str, set4: &str, set6: &str) -> Self {
         Self {
             names: Names {
                 table: table.to_owned(),
                 sets: [set4.to_owned(), set6.to_owned()],
             },
-            socket: None,
+            link: Link::new(DEFAULT_ANSWER_TIMEOUT),
             writer: Writer::new(),
             destroy: true,
         }
+    }
+
+    /// Wait at most `timeout` for the kernel's answers; past it a call fails with
+    /// [`BackendError::Timeout`].
+    pub fn with_answer_timeout(mut self, timeout: Duration) -> Self {
+        self.link.set_timeout(timeout);
+        self
     }
 
     /// Send one batch of `kind` for `groups` (one element list per set) and wait.
@@ -101,7 +109,7 @@ impl NftBackend {
         kind: u16,
         groups: &[Vec<Element>; 2],
     ) -> Result<(Exchange, Sent), BackendError> {
-        let socket = socket(&mut self.socket)?;
+        let socket = self.link.socket()?;
         let mut sent = Vec::new();
         let begin = socket.next_seq();
         self.writer.clear();
@@ -122,12 +130,10 @@ impl NftBackend {
             acked: &acked,
             fatal: &[begin, end],
         };
-        let exchange = socket
-            .exchange(self.writer.as_bytes(), expect, &mut |_| {})
-            .map_err(|e| BackendError::Netlink {
-                set: self.names.table_name(),
-                error: e,
-            })?;
+        let exchange = self
+            .link
+            .exchange(self.writer.as_bytes(), expect)
+            .map_err(|e| BackendError::netlink(self.names.table_name(), e))?;
         Ok((exchange, sent))
     }
 
@@ -157,8 +163,7 @@ impl NftBackend {
 
     /// GETSET one set and check what can be checked cheaply.
     fn check_set(&mut self, index: usize) -> Result<(), BackendError> {
-        let socket = socket(&mut self.socket)?;
-        let seq = socket.next_seq();
+        let seq = self.link.socket()?.next_seq();
         let names = &self.names;
         get_set_message(&mut self.writer, seq, &names.table, &names.sets[index])
             .map_err(|e| names.netlink_error(index, e))?;
@@ -166,8 +171,9 @@ impl NftBackend {
             acked: &[seq],
             fatal: &[],
         };
-        let exchange = socket
-            .exchange(self.writer.as_bytes(), expect, &mut |_| {})
+        let exchange = self
+            .link
+            .exchange(self.writer.as_bytes(), expect)
             .map_err(|e| names.netlink_error(index, e))?;
         if let Some((_, Err(refusal))) = exchange.outcomes.into_iter().next() {
             return Err(names.refused(index, "inspect", refusal));
@@ -231,10 +237,7 @@ impl Names {
     }
 
     fn netlink_error(&self, index: usize, error: netlink::Error) -> BackendError {
-        BackendError::Netlink {
-            set: self.set_name(index),
-            error,
-        }
+        BackendError::netlink(self.set_name(index), error)
     }
 
     fn set_name(&self, index: usize) -> String {
