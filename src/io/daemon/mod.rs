@@ -89,6 +89,8 @@ pub struct Settings {
     pub cleanup: bool,
     /// Log the counters this often.
     pub stats_interval: Option<Duration>,
+    /// How long the backend waits for the kernel's answers while a packet is held.
+    pub netlink_timeout: std::time::Duration,
 }
 
 /// Why the daemon could not start or had to stop.
@@ -150,10 +152,17 @@ impl Handle {
     }
 }
 
-fn open_backend(choice: &BackendChoice) -> Result<Box<dyn Backend>, BackendError> {
+fn open_backend(
+    choice: &BackendChoice,
+    timeout: std::time::Duration,
+) -> Result<Box<dyn Backend>, BackendError> {
     let mut backend: Box<dyn Backend> = match choice {
-        BackendChoice::Nft { table, set4, set6 } => Box::new(NftBackend::new(table, set4, set6)),
-        BackendChoice::Ipset { set4, set6 } => Box::new(IpsetBackend::new(set4, set6)),
+        BackendChoice::Nft { table, set4, set6 } => {
+            Box::new(NftBackend::new(table, set4, set6).with_answer_timeout(timeout))
+        }
+        BackendChoice::Ipset { set4, set6 } => {
+            Box::new(IpsetBackend::new(set4, set6).with_answer_timeout(timeout))
+        }
         BackendChoice::None => Box::new(NoBackend),
     };
     backend.check()?;
@@ -170,7 +179,7 @@ pub fn run(settings: &Settings, log_file: Option<&LogFile>) -> Result<(), Daemon
     for &number in &settings.queues {
         // Each worker has its own netlink sockets; the sets are checked before any packet is
         // taken from the kernel.
-        let backend = open_backend(&settings.backend)?;
+        let backend = open_backend(&settings.backend, settings.netlink_timeout)?;
         described = backend.describe();
         let queue = Queue::open(number, &settings.queue).map_err(|error| DaemonError::Bind {
             queue: number,
