@@ -41,6 +41,7 @@ use crate::io::backend::IpsetBackend;
 use crate::io::backend::NftBackend;
 use crate::io::backend::NoBackend;
 use crate::io::daemon::logfile::LogFile;
+use crate::io::daemon::source::PacketSource;
 use crate::io::daemon::worker::Clock;
 use crate::io::daemon::worker::Command;
 use crate::io::daemon::worker::Worker;
@@ -197,6 +198,16 @@ pub fn run(settings: &Settings, log_file: Option<&LogFile>) -> Result<(), Daemon
         },
         settings.engine.expectation_lifetime
     );
+    serve(&mut signals, handles, log_file)
+}
+
+/// Answer signals until a stop signal, or until a failing worker closes `signals`; then stop
+/// every worker and wait for each. The last failure, if any, is the result.
+fn serve(
+    signals: &mut Signals,
+    mut handles: Vec<Handle>,
+    log_file: Option<&LogFile>,
+) -> Result<(), DaemonError> {
     for signal in signals.forever() {
         match signal {
             SIGHUP => {
@@ -239,9 +250,10 @@ pub fn run(settings: &Settings, log_file: Option<&LogFile>) -> Result<(), Daemon
     failure.map_or(Ok(()), Err)
 }
 
-fn spawn(
+/// Start the worker for queue `number`, reading from `source`.
+fn spawn<S: PacketSource + Send + 'static>(
     number: u16,
-    mut queue: Queue,
+    mut source: S,
     backend: Box<dyn Backend>,
     settings: &Settings,
     clock: Clock,
@@ -265,7 +277,7 @@ fn spawn(
         .name(name.clone())
         .spawn(move || {
             let mut worker = Worker::new(name, engine, backend, worker_settings, clock);
-            let result = worker.run(&mut queue, &receiver, wake_worker);
+            let result = worker.run(&mut source, &receiver, wake_worker);
             if let Err(error) = &result {
                 log::error!("queue {number}: stopping all workers: {error}");
                 worker.shutdown();
