@@ -2,7 +2,8 @@
 //!
 //! Owns: start-up (check the backend's sets, bind every queue, then say `ready`), one worker
 //! thread per queue ([`worker`]), signals, and shutdown. The order of work per packet lives
-//! in [`worker`]; the queue sits behind the [`source::PacketSource`] trait.
+//! in [`worker`]; the queue sits behind the [`source::PacketSource`] trait. A worker that
+//! fails, by an error or a panic, stops the whole daemon ([`supervise`]).
 //!
 //! Signals: SIGTERM and SIGINT stop the workers cleanly (each unbinds its queue; with
 //! `--cleanup` live expectations are removed, otherwise they time out in the kernel). SIGHUP
@@ -14,6 +15,7 @@ pub mod source;
 
 mod live;
 mod logline;
+mod supervise;
 mod worker;
 
 #[cfg(test)]
@@ -49,6 +51,8 @@ use crate::io::daemon::worker::WorkerSettings;
 use crate::io::nfqueue;
 use crate::io::nfqueue::Queue;
 use crate::time::Duration;
+
+pub use supervise::WorkerFailure;
 
 /// Where expectations go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,12 +110,12 @@ pub enum DaemonError {
         /// Why.
         error: nfqueue::OpenError,
     },
-    /// A worker's queue failed while running.
+    /// A worker stopped on its own while running: its queue failed, or it panicked.
     Worker {
         /// Which queue.
         queue: u16,
         /// Why.
-        error: io::Error,
+        error: WorkerFailure,
     },
     /// Signal handlers or threads could not be set up.
     Setup(io::Error),
@@ -141,7 +145,7 @@ struct Handle {
     queue: u16,
     commands: mpsc::Sender<Command>,
     wake: UnixStream,
-    thread: thread::JoinHandle<io::Result<()>>,
+    thread: thread::JoinHandle<Result<(), WorkerFailure>>,
 }
 
 impl Handle {
@@ -170,7 +174,8 @@ fn open_backend(
     Ok(backend)
 }
 
-/// Run until SIGTERM/SIGINT (`Ok`) or until a queue fails.
+/// Run until SIGTERM/SIGINT (`Ok`) or until a worker fails: its queue failed, or it panicked
+/// ([`DaemonError::Worker`]; the other workers are stopped first).
 pub fn run(settings: &Settings, log_file: Option<&LogFile>) -> Result<(), DaemonError> {
     let mut signals =
         Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1]).map_err(DaemonError::Setup)?;
@@ -230,22 +235,16 @@ fn serve(
     handles.iter_mut().for_each(|h| h.send(Command::Stop));
     let mut failure = None;
     for handle in handles {
-        let result = handle.thread.join();
-        match result {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => {
-                failure = Some(DaemonError::Worker {
-                    queue: handle.queue,
-                    error,
-                })
-            }
-            Err(_) => {
-                failure = Some(DaemonError::Worker {
-                    queue: handle.queue,
-                    error: io::Error::other("worker panicked"),
-                });
-            }
-        }
+        let error = match handle.thread.join() {
+            Ok(Ok(())) => continue,
+            Ok(Err(error)) => error,
+            // Only a panic outside `supervise::run_worker`'s guard gets here.
+            Err(payload) => WorkerFailure::Panicked(supervise::panic_message(payload.as_ref())),
+        };
+        failure = Some(DaemonError::Worker {
+            queue: handle.queue,
+            error,
+        });
     }
     failure.map_or(Ok(()), Err)
 }
@@ -276,14 +275,15 @@ fn spawn<S: PacketSource + Send + 'static>(
     let thread = thread::Builder::new()
         .name(name.clone())
         .spawn(move || {
-            let mut worker = Worker::new(name, engine, backend, worker_settings, clock);
-            let result = worker.run(&mut source, &receiver, wake_worker);
-            if let Err(error) = &result {
-                log::error!("queue {number}: stopping all workers: {error}");
-                worker.shutdown();
-                stop_all.close();
-            }
-            result
+            supervise::run_worker(number, &stop_all, || {
+                let mut worker = Worker::new(name, engine, backend, worker_settings, clock);
+                let result = worker.run(&mut source, &receiver, wake_worker);
+                if let Err(error) = &result {
+                    log::error!("queue {number}: stopping all workers: {error}");
+                    worker.shutdown();
+                }
+                result
+            })
         })
         .map_err(DaemonError::Setup)?;
     Ok(Handle {
