@@ -10,6 +10,8 @@
 //! reopens the log file and checks the backend's sets again. SIGUSR1 logs the counters. A
 //! restarted daemon picks running control connections up mid-stream.
 
+#[doc(hidden)]
+pub mod fault;
 pub mod logfile;
 pub mod source;
 
@@ -42,6 +44,8 @@ use crate::io::backend::BackendError;
 use crate::io::backend::IpsetBackend;
 use crate::io::backend::NftBackend;
 use crate::io::backend::NoBackend;
+use crate::io::daemon::fault::Fault;
+use crate::io::daemon::fault::Faulty;
 use crate::io::daemon::logfile::LogFile;
 use crate::io::daemon::source::PacketSource;
 use crate::io::daemon::worker::Clock;
@@ -180,6 +184,8 @@ pub fn run(settings: &Settings, log_file: Option<&LogFile>) -> Result<(), Daemon
     let mut signals =
         Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1]).map_err(DaemonError::Setup)?;
     let clock = Clock::start();
+    // Tests only (`fault`): None unless FTP_ALG_FAULT is set.
+    let mut fault = Fault::from_env();
     let mut handles = Vec::new();
     let mut described = String::new();
     for &number in &settings.queues {
@@ -191,7 +197,18 @@ pub fn run(settings: &Settings, log_file: Option<&LogFile>) -> Result<(), Daemon
             queue: number,
             error,
         })?;
-        handles.push(spawn(number, queue, backend, settings, clock, &signals)?);
+        let handle = match fault.take() {
+            Some(fault) => spawn(
+                number,
+                Faulty::new(queue, fault),
+                backend,
+                settings,
+                clock,
+                &signals,
+            ),
+            None => spawn(number, queue, backend, settings, clock, &signals),
+        };
+        handles.push(handle?);
     }
     log::info!(
         "ready: queue(s) {:?} bound, backend {}, policy {}, lifetime {}",
