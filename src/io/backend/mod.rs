@@ -3,7 +3,7 @@
 //! packet against; or nowhere ([`NoBackend`], a dry run).
 //!
 //! Owns: turning a [`DataKey`] plus a lifetime ([`Element`]) into set elements, adding and
-//! removing them over netfilter netlink and waiting (at most the answer timeout, [`link`]) for
+//! removing them over netfilter netlink and waiting (at most the answer timeout, `link`) for
 //! the kernel's ACK, checking that the sets exist, and saying what to do when they do not
 //! ([`BackendError`]). It does not own
 //! the rules that use the sets (`ftp-alg rules`), nor when to add or remove (the engine).

@@ -2,7 +2,7 @@
 //! environment makes a worker panic on purpose, so that `tests/daemon.rs` can check that a
 //! panicking worker ends the process with status 1 (`docs/testing.md`).
 //!
-//! Owns: reading [`VARIABLE`] once at start-up and the [`Faulty`] wrapper around the first
+//! Owns: reading [`VARIABLE`] once at start-up and the `Faulty` wrapper around the first
 //! queue. Without the variable nothing here runs: the queue is not wrapped. With it, a warning
 //! says so at start-up. A value it cannot read is ignored with a warning, never fatal.
 //!

@@ -3,7 +3,7 @@
 //! Owns: start-up (check the backend's sets, bind every queue, then say `ready`), one worker
 //! thread per queue ([`worker`]), signals, and shutdown. The order of work per packet lives
 //! in [`worker`]; the queue sits behind the [`source::PacketSource`] trait. A worker that
-//! fails, by an error or a panic, stops the whole daemon ([`supervise`]).
+//! fails, by an error or a panic, stops the whole daemon (`supervise`).
 //!
 //! Signals: SIGTERM and SIGINT stop the workers cleanly (each unbinds its queue; with
 //! `--cleanup` live expectations are removed, otherwise they time out in the kernel). SIGHUP
