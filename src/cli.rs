@@ -123,6 +123,11 @@ pub struct RunArgs {
     /// Log the counters every SECS seconds (0: only on SIGUSR1 and at exit).
     #[arg(long, value_name = "SECS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=86_400))]
     pub stats_interval: u64,
+    /// How long to wait for the kernel to acknowledge a set update, in milliseconds, while the
+    /// packet that announced it is held; past it the update counts as failed
+    /// (--on-install-error decides the packet).
+    #[arg(long, value_name = "MS", default_value_t = 250, value_parser = clap::value_parser!(u64).range(10..=10_000))]
+    pub netlink_timeout: u64,
     /// Append logs to this file instead of stderr; SIGHUP reopens it (for logrotate).
     #[arg(long, value_name = "PATH")]
     pub log_file: Option<PathBuf>,
@@ -378,6 +383,7 @@ impl RunArgs {
             cleanup: self.cleanup,
             stats_interval: (self.stats_interval > 0)
                 .then(|| Duration::from_secs(self.stats_interval)),
+            netlink_timeout: std::time::Duration::from_millis(self.netlink_timeout),
         }
     }
 }
@@ -518,6 +524,27 @@ mod tests {
         assert_eq!(settings.stats_interval, Some(Duration::from_secs(60)));
         assert_eq!(settings.queue.copy_range, 65535);
         assert!(!settings.queue.fail_open);
+        assert_eq!(
+            settings.netlink_timeout,
+            crate::io::backend::DEFAULT_ANSWER_TIMEOUT
+        );
+    }
+
+    #[test]
+    fn netlink_timeout_is_in_milliseconds_and_bounded() {
+        let Command::Run(args) = parse(&["run", "--netlink-timeout", "40"]).unwrap().command else {
+            panic!("not run")
+        };
+        assert_eq!(
+            args.settings().netlink_timeout,
+            std::time::Duration::from_millis(40)
+        );
+        for bad in ["0", "9", "10001", "-1", "1s"] {
+            let error = parse(&["run", "--netlink-timeout", bad]).unwrap_err();
+            assert_eq!(error.exit_code(), 2, "{bad}");
+        }
+        assert!(parse(&["run", "--netlink-timeout", "10"]).is_ok());
+        assert!(parse(&["run", "--netlink-timeout", "10000"]).is_ok());
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //!
 //! Exit status: `replay`: 0 when every capture was read to its end; 2 for bad arguments or a
 //! file that could not be read (what was read before the error is still reported). `run`: 0
-//! after SIGTERM/SIGINT; 1 when it cannot start (missing sets, queue taken) or a queue fails;
-//! 2 for bad arguments. `rules`: 0, or 2 for bad arguments.
+//! after SIGTERM/SIGINT; 1 when it cannot start (missing sets, queue taken) or a worker fails
+//! (its queue failed, or it panicked: the other workers are stopped first); 2 for bad
+//! arguments. `rules`: 0, or 2 for bad arguments.
 
 use std::io::BufWriter;
 use std::process::ExitCode;

@@ -1,6 +1,7 @@
 //! `ftp-alg run` as a process (root only, in a private network namespace): it refuses to
 //! start without its sets and says what to load, says `ready` once bound, refuses a queue
-//! another daemon holds, answers SIGHUP and SIGUSR1, and stops cleanly on SIGTERM.
+//! another daemon holds, answers SIGHUP and SIGUSR1, and stops cleanly on SIGTERM; a worker
+//! that panics (injected with `FTP_ALG_FAULT`, see `docs/testing.md`) ends it with status 1.
 
 mod common;
 
@@ -13,6 +14,7 @@ use std::process::Output;
 use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::Duration;
+use std::time::Instant;
 
 use common::netns::Netns;
 use common::netns::root_with;
@@ -184,4 +186,31 @@ fn a_queue_range_gets_one_worker_per_queue() {
     assert_eq!(stopped, ["4", "5"]);
     let mut daemon = daemon;
     assert!(daemon.child.wait().unwrap().success());
+}
+
+#[test]
+fn a_panicking_worker_ends_the_process_with_status_1() {
+    if !can_run() {
+        return;
+    }
+    let ns = Netns::new("daemon-panic");
+    let mut command = ftp_alg(&ns, &["run", "--queue", "6-7", "--backend", "none"]);
+    // The first queue's worker panics on its first read, within a second of `ready`.
+    command.env("FTP_ALG_FAULT", "panic-after-packets:0");
+    let mut daemon = Daemon::start(command);
+    daemon.expect("fault injection for tests is on");
+    daemon.expect("ready: queue(s) [6, 7] bound");
+    daemon.expect("queue 6: worker panicked: injected fault");
+    // The other worker is stopped as on SIGTERM: it logs its counters.
+    daemon.expect("queue 7: stats");
+    daemon.expect("queue 6 failed: worker panicked: injected fault");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = daemon.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the daemon is still running");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(1), "{status}");
 }

@@ -1,7 +1,7 @@
 //! Root tests of the kernel interfaces (`ftp_alg::io::{nfqueue, backend}`) against the
 //! real kernel, each in a private network namespace so the host is untouched.
 //!
-//! Each outer test (`nft_*`, `ipset_*`, `nfqueue_*`) creates `ip netns add ftpalg-nl-…`,
+//! Each outer test (`socket_*`, `nft_*`, `ipset_*`, `nfqueue_*`) creates `ip netns add ftpalg-nl-…`,
 //! re-runs this binary inside it with `ip netns exec NS <exe> --exact inner_… \
 //! --include-ignored`, and deletes the namespace afterwards, even on failure (a Drop
 //! guard). The `inner_*` tests are `#[ignore]`d and refuse to run outside their namespace.
@@ -27,6 +27,16 @@ use ftp_alg::io::backend::BackendError;
 use ftp_alg::io::backend::Element;
 use ftp_alg::io::backend::IpsetBackend;
 use ftp_alg::io::backend::NftBackend;
+use ftp_alg::io::netlink;
+use ftp_alg::io::netlink::Expect;
+use ftp_alg::io::netlink::Header;
+use ftp_alg::io::netlink::SMALL_RECEIVE;
+use ftp_alg::io::netlink::Socket;
+use ftp_alg::io::netlink::Writer;
+use ftp_alg::io::netlink::consts::NFPROTO_UNSPEC;
+use ftp_alg::io::netlink::consts::NLM_F_ACK;
+use ftp_alg::io::netlink::consts::NLM_F_REQUEST;
+use ftp_alg::io::netlink::consts::NLMSG_NOOP;
 use ftp_alg::io::nfqueue;
 use ftp_alg::io::nfqueue::OpenError;
 use ftp_alg::io::nfqueue::Packet;
@@ -46,6 +56,16 @@ table inet ftpalg {
 ";
 
 // ---- outer tests: one namespace each ----------------------------------------------------
+
+#[test]
+fn socket_unanswered_request_times_out_at_its_bound() {
+    in_private_netns("inner_socket_unanswered_request_times_out_at_its_bound");
+}
+
+#[test]
+fn socket_late_answer_is_not_taken_for_a_later_request() {
+    in_private_netns("inner_socket_late_answer_is_not_taken_for_a_later_request");
+}
 
 #[test]
 fn nft_install_list_refresh_remove() {
@@ -100,6 +120,63 @@ fn nfqueue_truncation_is_reported() {
 #[test]
 fn nfqueue_replaced_payload_is_delivered() {
     in_private_netns("inner_nfqueue_replaced_payload_is_delivered");
+}
+
+// ---- inner tests: the socket -------------------------------------------------------------
+
+#[test]
+#[ignore = "runs inside a private netns, started by its outer test"]
+fn inner_socket_unanswered_request_times_out_at_its_bound() {
+    if !inside("inner_socket_unanswered_request_times_out_at_its_bound") {
+        return;
+    }
+    let mut socket = Socket::open(SMALL_RECEIVE).unwrap();
+    let bound = Duration::from_millis(150);
+    socket.set_answer_timeout(bound);
+    // The same NOOP with NLM_F_ACK is answered at once: the kernel is there and reads it.
+    let seq = socket.next_seq();
+    let answered = socket.exchange(&noop(seq, NLM_F_ACK), acked(&[seq]), &mut |_| {});
+    assert_eq!(answered.unwrap().outcomes, vec![(seq, Ok(()))]);
+
+    // Without NLM_F_ACK the kernel says nothing, while we wait for an ACK of `seq`.
+    let seq = socket.next_seq();
+    let started = Instant::now();
+    let silent = socket.exchange(&noop(seq, 0), acked(&[seq]), &mut |_| {});
+    let took = started.elapsed();
+    match silent {
+        Err(netlink::Error::Timeout(after)) => assert_eq!(after, bound),
+        other => panic!("expected a timeout after {bound:?}, got {other:?}"),
+    }
+    assert!(took >= bound, "gave up after {took:?}, before {bound:?}");
+    assert!(took < Duration::from_secs(2), "took {took:?} for {bound:?}");
+}
+
+#[test]
+#[ignore = "runs inside a private netns, started by its outer test"]
+fn inner_socket_late_answer_is_not_taken_for_a_later_request() {
+    if !inside("inner_socket_late_answer_is_not_taken_for_a_later_request") {
+        return;
+    }
+    let mut socket = Socket::open(SMALL_RECEIVE).unwrap();
+    socket.set_answer_timeout(Duration::from_millis(50));
+    let first = socket.next_seq();
+    let silent = socket.exchange(&noop(first, 0), acked(&[first]), &mut |_| {});
+    assert!(
+        matches!(silent, Err(netlink::Error::Timeout(_))),
+        "{silent:?}"
+    );
+    // The answer to `first` arrives late: the kernel ACKs a copy that asks for one.
+    socket.send(&noop(first, NLM_F_ACK)).unwrap();
+
+    let second = socket.next_seq();
+    let mut others = Vec::new();
+    let exchange = socket
+        .exchange(&noop(second, NLM_F_ACK), acked(&[second]), &mut |m| {
+            others.push(m.seq)
+        })
+        .unwrap();
+    assert_eq!(exchange.outcomes, vec![(second, Ok(()))]);
+    assert_eq!(others, vec![first], "the late answer went to `other`");
 }
 
 // ---- inner tests: nftables ---------------------------------------------------------------
@@ -624,6 +701,28 @@ fn run_stdin(program: &str, args: &[&str], input: &str) {
         "{program} {args:?}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// An `NLMSG_NOOP` request: the kernel skips it, and answers only if `flags` has
+/// `NLM_F_ACK` (netlink_rcv_skb in net/netlink/af_netlink.c).
+fn noop(seq: u32, flags: u16) -> Vec<u8> {
+    let mut writer = Writer::new();
+    let message = writer.begin(Header {
+        kind: NLMSG_NOOP,
+        flags: NLM_F_REQUEST | flags,
+        seq,
+        family: NFPROTO_UNSPEC,
+        res_id: 0,
+    });
+    writer.finish(message).unwrap();
+    writer.as_bytes().to_vec()
+}
+
+fn acked(seqs: &[u32]) -> Expect<'_> {
+    Expect {
+        acked: seqs,
+        fatal: &[],
+    }
 }
 
 fn element(src: &str, dst: &str, port: u16, timeout_ms: u64) -> Element {

@@ -1,6 +1,7 @@
 //! Backend errors: each says what is wrong and what to do about it.
 
 use std::fmt;
+use std::time::Duration;
 
 use crate::expect::DataKey;
 use crate::io::netlink;
@@ -18,7 +19,8 @@ pub enum BackendError {
     },
     /// A key had an IPv4 and an IPv6 address (caller misuse); nothing was sent.
     MixedFamily(DataKey),
-    /// The kernel did not answer properly (timeout, malformed answer, I/O error).
+    /// The kernel did not answer properly (malformed answer, I/O error). A timeout is
+    /// [`Timeout`](Self::Timeout) instead.
     Netlink {
         /// The set.
         set: String,
@@ -46,6 +48,15 @@ pub enum BackendError {
         /// The set.
         set: String,
     },
+    /// The kernel did not answer within the backend's answer timeout (`--netlink-timeout`).
+    /// The request may or may not have taken effect: an element added meanwhile expires on
+    /// its own timeout.
+    Timeout {
+        /// The set.
+        set: String,
+        /// The bound that passed.
+        after: Duration,
+    },
     /// The set exists but cannot hold our elements; `fix` says how to recreate it.
     WrongSet {
         /// The set.
@@ -55,6 +66,23 @@ pub enum BackendError {
         /// How to fix it.
         fix: String,
     },
+}
+
+impl BackendError {
+    /// A failed netlink exchange with `set`: [`Timeout`](Self::Timeout) when the kernel
+    /// stayed silent, [`Netlink`](Self::Netlink) otherwise.
+    pub fn netlink(set: String, error: netlink::Error) -> Self {
+        match error {
+            netlink::Error::Timeout(after) => Self::Timeout { set, after },
+            error => Self::Netlink { set, error },
+        }
+    }
+
+    /// True when the kernel did not answer in time (for counting; the request may still
+    /// have taken effect).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Self::Timeout { .. })
+    }
 }
 
 impl fmt::Display for BackendError {
@@ -90,9 +118,42 @@ impl fmt::Display for BackendError {
                 "{set} is full: raise its size (nft `size`, ipset `maxelem`) or shorten the \
                  expectation lifetime"
             ),
+            Self::Timeout { set, after } => write!(
+                f,
+                "{set}: the kernel did not answer within {after:?} (--netlink-timeout); the \
+                 request may or may not have taken effect"
+            ),
             Self::WrongSet { set, problem, fix } => write!(f, "{set} {problem}: {fix}"),
         }
     }
 }
 
 impl std::error::Error for BackendError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_silent_kernel_is_a_timeout_and_says_so() {
+        let after = Duration::from_millis(250);
+        let error = BackendError::netlink("ipset a".into(), netlink::Error::Timeout(after));
+        assert!(error.is_timeout());
+        assert!(matches!(&error, BackendError::Timeout { after: a, .. } if *a == after));
+        assert_eq!(
+            error.to_string(),
+            "ipset a: the kernel did not answer within 250ms (--netlink-timeout); the request \
+             may or may not have taken effect"
+        );
+    }
+
+    #[test]
+    fn other_netlink_failures_are_not_timeouts() {
+        let malformed = netlink::Error::Malformed(netlink::Malformed("nlmsg_len"));
+        let error = BackendError::netlink("ipset a".into(), malformed);
+        assert!(!error.is_timeout());
+        assert!(matches!(error, BackendError::Netlink { .. }));
+        let refused = BackendError::SetFull { set: "s".into() };
+        assert!(!refused.is_timeout());
+    }
+}

@@ -15,17 +15,18 @@
 //! - check: `IPSET_CMD_HEADER`, whose reply names the type and family.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use crate::io::backend::Backend;
 use crate::io::backend::BackendError;
+use crate::io::backend::DEFAULT_ANSWER_TIMEOUT;
 use crate::io::backend::Element;
-use crate::io::backend::socket;
+use crate::io::backend::link::Link;
 use crate::io::backend::split_families;
 use crate::io::netlink;
 use crate::io::netlink::Expect;
 use crate::io::netlink::Header;
 use crate::io::netlink::KernelError;
-use crate::io::netlink::Socket;
 use crate::io::netlink::Writer;
 use crate::io::netlink::consts::IPSET_ATTR_DATA;
 use crate::io::netlink::consts::IPSET_ATTR_FAMILY;
@@ -62,24 +63,32 @@ use crate::io::netlink::consts::nfnl_type;
 #[derive(Debug)]
 pub struct IpsetBackend {
     sets: [String; 2],
-    socket: Option<Socket>,
+    link: Link,
     writer: Writer,
 }
 
 impl IpsetBackend {
-    /// Use `set4` for IPv4 and `set6` for IPv6. Nothing is opened until the first call.
+    /// Use `set4` for IPv4 and `set6` for IPv6, waiting at most [`DEFAULT_ANSWER_TIMEOUT`]
+    /// for the kernel. Nothing is opened until the first call.
     pub fn new(set4: &str, set6: &str) -> Self {
         Self {
             sets: [set4.to_owned(), set6.to_owned()],
-            socket: None,
+            link: Link::new(DEFAULT_ANSWER_TIMEOUT),
             writer: Writer::new(),
         }
+    }
+
+    /// Wait at most `timeout` for the kernel's answers; past it a call fails with
+    /// [`BackendError::Timeout`].
+    pub fn with_answer_timeout(mut self, timeout: Duration) -> Self {
+        self.link.set_timeout(timeout);
+        self
     }
 
     /// Send one ADD or DEL per element in one datagram and collect the refusals.
     fn transact(&mut self, command: u16, elements: &[Element]) -> Result<(), BackendError> {
         let (v4, v6) = split_families(elements)?;
-        let socket = socket(&mut self.socket)?;
+        let socket = self.link.socket()?;
         self.writer.clear();
         let mut sent = Vec::new();
         for (index, group) in [v4, v6].iter().enumerate() {
@@ -98,8 +107,9 @@ impl IpsetBackend {
             acked: &acked,
             fatal: &[],
         };
-        let exchange = socket
-            .exchange(self.writer.as_bytes(), expect, &mut |_| {})
+        let exchange = self
+            .link
+            .exchange(self.writer.as_bytes(), expect)
             .map_err(|e| netlink_error(&self.sets, 0, e))?;
         for (seq, outcome) in exchange.outcomes {
             let Err(refusal) = outcome else { continue };
@@ -114,16 +124,16 @@ impl IpsetBackend {
 
     /// HEADER one set: it must exist, be `hash:ip,port,ip`, and have the right family.
     fn check_set(&mut self, index: usize) -> Result<(), BackendError> {
-        let socket = socket(&mut self.socket)?;
-        let seq = socket.next_seq();
+        let seq = self.link.socket()?.next_seq();
         header_message(&mut self.writer, seq, &self.sets[index])
             .map_err(|e| netlink_error(&self.sets, index, e))?;
         let expect = Expect {
             acked: &[seq],
             fatal: &[],
         };
-        let exchange = socket
-            .exchange(self.writer.as_bytes(), expect, &mut |_| {})
+        let exchange = self
+            .link
+            .exchange(self.writer.as_bytes(), expect)
             .map_err(|e| netlink_error(&self.sets, index, e))?;
         if let Some((_, Err(refusal))) = exchange.outcomes.into_iter().next() {
             return Err(refused(&self.sets, index, IPSET_CMD_HEADER, refusal));
@@ -306,10 +316,7 @@ fn reason(errno: i32, refusal: &KernelError) -> String {
 }
 
 fn netlink_error(sets: &[String; 2], index: usize, error: netlink::Error) -> BackendError {
-    BackendError::Netlink {
-        set: set_name(sets, index),
-        error,
-    }
+    BackendError::netlink(set_name(sets, index), error)
 }
 
 fn set_name(sets: &[String; 2], index: usize) -> String {

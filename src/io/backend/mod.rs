@@ -3,8 +3,9 @@
 //! packet against; or nowhere ([`NoBackend`], a dry run).
 //!
 //! Owns: turning a [`DataKey`] plus a lifetime ([`Element`]) into set elements, adding and
-//! removing them over netfilter netlink and waiting for the kernel's ACK, checking that the
-//! sets exist, and saying what to do when they do not ([`BackendError`]). It does not own
+//! removing them over netfilter netlink and waiting (at most the answer timeout, `link`) for
+//! the kernel's ACK, checking that the sets exist, and saying what to do when they do not
+//! ([`BackendError`]). It does not own
 //! the rules that use the sets (`ftp-alg rules`), nor when to add or remove (the engine).
 //!
 //! Element meaning, from [`DataKey`]: `src` is the host that will connect (the data SYN's
@@ -13,6 +14,7 @@
 
 mod error;
 mod ipset;
+mod link;
 mod nft;
 #[cfg(test)]
 mod wire_oracle;
@@ -20,12 +22,15 @@ mod wire_oracle;
 use std::time::Duration;
 
 use crate::expect::DataKey;
-use crate::io::netlink::SMALL_RECEIVE;
-use crate::io::netlink::Socket;
 
 pub use error::BackendError;
 pub use ipset::IpsetBackend;
 pub use nft::NftBackend;
+
+/// How long a set backend waits for the kernel's answers unless told otherwise
+/// (`with_answer_timeout`; `ftp-alg run --netlink-timeout`). The announcing packet is held
+/// in the queue meanwhile; the kernel answers within microseconds when it answers at all.
+pub const DEFAULT_ANSWER_TIMEOUT: Duration = Duration::from_millis(250);
 
 /// One expectation as a set element.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,14 +123,4 @@ fn split_families(elements: &[Element]) -> Result<(Vec<Element>, Vec<Element>), 
         }
     }
     Ok((v4, v6))
-}
-
-/// The backend's socket, opened on first use (so that constructors cannot fail).
-fn socket(slot: &mut Option<Socket>) -> Result<&mut Socket, BackendError> {
-    if slot.is_none() {
-        let opened = Socket::open(SMALL_RECEIVE).map_err(BackendError::Socket)?;
-        *slot = Some(opened);
-    }
-    // NOTE(unwrap): filled just above.
-    Ok(slot.as_mut().expect("socket opened above"))
 }

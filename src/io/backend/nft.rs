@@ -15,20 +15,21 @@
 //!   and `NFTA_SET_KEY_LEN` from the reply.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use crate::expect::DataKey;
 use crate::io::backend::Applied;
 use crate::io::backend::Backend;
 use crate::io::backend::BackendError;
+use crate::io::backend::DEFAULT_ANSWER_TIMEOUT;
 use crate::io::backend::Element;
-use crate::io::backend::socket;
+use crate::io::backend::link::Link;
 use crate::io::backend::split_families;
 use crate::io::netlink;
 use crate::io::netlink::Exchange;
 use crate::io::netlink::Expect;
 use crate::io::netlink::Header;
 use crate::io::netlink::KernelError;
-use crate::io::netlink::Socket;
 use crate::io::netlink::Writer;
 use crate::io::netlink::consts::NFNL_MSG_BATCH_BEGIN;
 use crate::io::netlink::consts::NFNL_MSG_BATCH_END;
@@ -66,7 +67,7 @@ use crate::io::netlink::consts::nfnl_type;
 #[derive(Debug)]
 pub struct NftBackend {
     names: Names,
-    socket: Option<Socket>,
+    link: Link,
     writer: Writer,
     /// False once the kernel turned `DESTROYSETELEM` down (before Linux 6.3).
     destroy: bool,
@@ -86,24 +87,31 @@ type Sent = Vec<(u32, usize, u16)>;
 type Part<'a> = (u16, &'a [Vec<Element>; 2]);
 
 impl NftBackend {
-    /// Use sets `set4` (IPv4) and `set6` (IPv6) of table `inet table`. Nothing is opened
-    /// until the first call.
+    /// Use sets `set4` (IPv4) and `set6` (IPv6) of table `inet table`, waiting at most
+    /// [`DEFAULT_ANSWER_TIMEOUT`] for the kernel. Nothing is opened until the first call.
     pub fn new(table: &str, set4: &str, set6: &str) -> Self {
         Self {
             names: Names {
                 table: table.to_owned(),
                 sets: [set4.to_owned(), set6.to_owned()],
             },
-            socket: None,
+            link: Link::new(DEFAULT_ANSWER_TIMEOUT),
             writer: Writer::new(),
             destroy: true,
         }
     }
 
+    /// Wait at most `timeout` for the kernel's answers; past it a call fails with
+    /// [`BackendError::Timeout`].
+    pub fn with_answer_timeout(mut self, timeout: Duration) -> Self {
+        self.link.set_timeout(timeout);
+        self
+    }
+
     /// Send one batch made of `parts`, in order (each a message kind and one element list
     /// per set), and wait for every answer.
     fn transact(&mut self, parts: &[Part<'_>]) -> Result<(Exchange, Sent), BackendError> {
-        let socket = socket(&mut self.socket)?;
+        let socket = self.link.socket()?;
         let mut sent = Vec::new();
         let begin = socket.next_seq();
         self.writer.clear();
@@ -126,12 +134,10 @@ impl NftBackend {
             acked: &acked,
             fatal: &[begin, end],
         };
-        let exchange = socket
-            .exchange(self.writer.as_bytes(), expect, &mut |_| {})
-            .map_err(|e| BackendError::Netlink {
-                set: self.names.table_name(),
-                error: e,
-            })?;
+        let exchange = self
+            .link
+            .exchange(self.writer.as_bytes(), expect)
+            .map_err(|e| BackendError::netlink(self.names.table_name(), e))?;
         Ok((exchange, sent))
     }
 
@@ -159,10 +165,23 @@ impl NftBackend {
         Ok(())
     }
 
+    /// Removals, then installs, each in its own transaction.
+    fn apply_apart(&mut self, removals: &[Element], installs: &[Element]) -> Applied {
+        let mut applied = Applied::default();
+        if !removals.is_empty() {
+            applied.remove_error = self.remove(removals).err();
+        }
+        if !installs.is_empty() {
+            if let Err(error) = self.install(installs) {
+                applied.install_error = Some((installs.iter().map(|e| e.key).collect(), error));
+            }
+        }
+        applied
+    }
+
     /// GETSET one set and check what can be checked cheaply.
     fn check_set(&mut self, index: usize) -> Result<(), BackendError> {
-        let socket = socket(&mut self.socket)?;
-        let seq = socket.next_seq();
+        let seq = self.link.socket()?.next_seq();
         let names = &self.names;
         get_set_message(&mut self.writer, seq, &names.table, &names.sets[index])
             .map_err(|e| names.netlink_error(index, e))?;
@@ -170,8 +189,9 @@ impl NftBackend {
             acked: &[seq],
             fatal: &[],
         };
-        let exchange = socket
-            .exchange(self.writer.as_bytes(), expect, &mut |_| {})
+        let exchange = self
+            .link
+            .exchange(self.writer.as_bytes(), expect)
             .map_err(|e| names.netlink_error(index, e))?;
         if let Some((_, Err(refusal))) = exchange.outcomes.into_iter().next() {
             return Err(names.refused(index, "inspect", refusal));
@@ -235,10 +255,7 @@ impl Names {
     }
 
     fn netlink_error(&self, index: usize, error: netlink::Error) -> BackendError {
-        BackendError::Netlink {
-            set: self.set_name(index),
-            error,
-        }
+        BackendError::netlink(self.set_name(index), error)
     }
 
     fn set_name(&self, index: usize) -> String {
@@ -354,22 +371,6 @@ impl Backend for NftBackend {
             },
             Some(_) => self.apply_apart(removals, installs),
         }
-    }
-}
-
-impl NftBackend {
-    /// Removals, then installs, each in its own transaction.
-    fn apply_apart(&mut self, removals: &[Element], installs: &[Element]) -> Applied {
-        let mut applied = Applied::default();
-        if !removals.is_empty() {
-            applied.remove_error = self.remove(removals).err();
-        }
-        if !installs.is_empty() {
-            if let Err(error) = self.install(installs) {
-                applied.install_error = Some((installs.iter().map(|e| e.key).collect(), error));
-            }
-        }
-        applied
     }
 }
 

@@ -43,6 +43,8 @@ pub struct ApplyCounters {
     pub removed: u64,
     /// Removals that failed.
     pub remove_errors: u64,
+    /// Backend calls the kernel did not answer in time (`--netlink-timeout`).
+    pub netlink_timeouts: u64,
     /// Log lines not written because peers caused too many (rate limit).
     pub log_suppressed: u64,
 }
@@ -107,6 +109,7 @@ impl Applier {
         self.counters.removed += count(removals.len());
         if let Some(error) = remove_error {
             self.counters.remove_errors += count(removals.len());
+            self.counters.netlink_timeouts += u64::from(error.is_timeout());
             log::error!(
                 "{}: removing {} expectation(s) failed: {error}",
                 self.name,
@@ -117,6 +120,7 @@ impl Applier {
             self.counters.installed += count(installs.len());
             return Vec::new();
         };
+        self.counters.netlink_timeouts += u64::from(error.is_timeout());
         let took = installs.len().saturating_sub(failed.len());
         self.counters.installed += count(took);
         self.counters.install_errors += count(failed.len());
@@ -155,12 +159,13 @@ impl Applier {
 
 impl ApplyCounters {
     /// Every counter with its name, for the stats line.
-    pub fn fields(&self) -> [(&'static str, u64); 5] {
+    pub fn fields(&self) -> [(&'static str, u64); 6] {
         [
             ("installed", self.installed),
             ("install_errors", self.install_errors),
             ("removed", self.removed),
             ("remove_errors", self.remove_errors),
+            ("netlink_timeouts", self.netlink_timeouts),
             ("log_suppressed", self.log_suppressed),
         ]
     }

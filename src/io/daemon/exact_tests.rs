@@ -32,6 +32,9 @@ struct ModelSet {
     elements: BTreeMap<DataKey, std::time::Duration>,
     size: Option<usize>,
     refused_batches: usize,
+    /// The kernel "does not answer" the next install (it takes effect anyway, as a late
+    /// netlink transaction can).
+    silent_once: bool,
 }
 
 #[derive(Clone, Default)]
@@ -60,6 +63,12 @@ impl Backend for ModelBackend {
         }
         for e in elements {
             set.elements.insert(e.key, e.timeout);
+        }
+        if std::mem::take(&mut set.silent_once) {
+            return Err(BackendError::Timeout {
+                set: "model".into(),
+                after: std::time::Duration::from_millis(250),
+            });
         }
         Ok(())
     }
@@ -310,4 +319,21 @@ fn a_full_flow_table_evicts_and_the_set_follows() {
         rig.feed(&bytes(&mut c));
     }
     assert!(rig.held().len() <= 2);
+}
+
+#[test]
+fn an_unanswered_install_gives_the_configured_verdict_and_the_set_still_follows() {
+    let mut rig = Rig::new(Config::default(), None, Verdict::Drop);
+    let mut c = logged_in("198.51.100.2:40000");
+    rig.feed(&bytes(&mut c));
+    rig.set.0.lock().unwrap().silent_once = true;
+    let announce = c.segment_at(Client, 0, b"PORT 198,51,100,2,195,80\r\n");
+    // The install "took effect" late: the engine withdraws it, and the removal makes the
+    // set agree (checked inside `one`).
+    assert_eq!(rig.one(&announce), "Drop");
+    assert_eq!(rig.worker.apply_counters().netlink_timeouts, 1);
+    assert!(rig.held().is_empty());
+    // The client retransmits; now the kernel answers.
+    assert_eq!(rig.one(&announce), "Accept");
+    assert_eq!(rig.held().len(), 1);
 }

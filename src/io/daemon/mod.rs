@@ -2,7 +2,8 @@
 //!
 //! Owns: start-up (check the backend's sets, bind every queue, then say `ready`), one worker
 //! thread per queue ([`worker`]), signals, and shutdown. The order of work per packet lives
-//! in [`worker`]; the queue sits behind the [`source::PacketSource`] trait.
+//! in [`worker`]; the queue sits behind the [`source::PacketSource`] trait. A worker that
+//! fails, by an error or a panic, stops the whole daemon (`supervise`).
 //!
 //! Signals: SIGTERM and SIGINT stop the workers cleanly (each unbinds its queue; with
 //! `--cleanup` live expectations are removed, otherwise they time out in the kernel). SIGHUP
@@ -10,11 +11,14 @@
 //! restarted daemon picks running control connections up mid-stream.
 
 pub mod apply;
+#[doc(hidden)]
+pub mod fault;
 pub mod logfile;
 pub mod source;
 
 mod logline;
 mod ratelimit;
+mod supervise;
 mod worker;
 
 #[cfg(test)]
@@ -43,7 +47,10 @@ use crate::io::backend::BackendError;
 use crate::io::backend::IpsetBackend;
 use crate::io::backend::NftBackend;
 use crate::io::backend::NoBackend;
+use crate::io::daemon::fault::Fault;
+use crate::io::daemon::fault::Faulty;
 use crate::io::daemon::logfile::LogFile;
+use crate::io::daemon::source::PacketSource;
 use crate::io::daemon::worker::Clock;
 use crate::io::daemon::worker::Command;
 use crate::io::daemon::worker::Worker;
@@ -51,6 +58,8 @@ use crate::io::daemon::worker::WorkerSettings;
 use crate::io::nfqueue;
 use crate::io::nfqueue::Queue;
 use crate::time::Duration;
+
+pub use supervise::WorkerFailure;
 
 /// Where expectations go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +101,8 @@ pub struct Settings {
     pub cleanup: bool,
     /// Log the counters this often.
     pub stats_interval: Option<Duration>,
+    /// How long the backend waits for the kernel's answers while a packet is held.
+    pub netlink_timeout: std::time::Duration,
 }
 
 /// Why the daemon could not start or had to stop.
@@ -106,12 +117,12 @@ pub enum DaemonError {
         /// Why.
         error: nfqueue::OpenError,
     },
-    /// A worker's queue failed while running.
+    /// A worker stopped on its own while running: its queue failed, or it panicked.
     Worker {
         /// Which queue.
         queue: u16,
         /// Why.
-        error: io::Error,
+        error: WorkerFailure,
     },
     /// Signal handlers or threads could not be set up.
     Setup(io::Error),
@@ -141,7 +152,7 @@ struct Handle {
     queue: u16,
     commands: mpsc::Sender<Command>,
     wake: UnixStream,
-    thread: thread::JoinHandle<io::Result<()>>,
+    thread: thread::JoinHandle<Result<(), WorkerFailure>>,
 }
 
 impl Handle {
@@ -153,33 +164,54 @@ impl Handle {
     }
 }
 
-fn open_backend(choice: &BackendChoice) -> Result<Box<dyn Backend>, BackendError> {
+fn open_backend(
+    choice: &BackendChoice,
+    timeout: std::time::Duration,
+) -> Result<Box<dyn Backend>, BackendError> {
     let mut backend: Box<dyn Backend> = match choice {
-        BackendChoice::Nft { table, set4, set6 } => Box::new(NftBackend::new(table, set4, set6)),
-        BackendChoice::Ipset { set4, set6 } => Box::new(IpsetBackend::new(set4, set6)),
+        BackendChoice::Nft { table, set4, set6 } => {
+            Box::new(NftBackend::new(table, set4, set6).with_answer_timeout(timeout))
+        }
+        BackendChoice::Ipset { set4, set6 } => {
+            Box::new(IpsetBackend::new(set4, set6).with_answer_timeout(timeout))
+        }
         BackendChoice::None => Box::new(NoBackend),
     };
     backend.check()?;
     Ok(backend)
 }
 
-/// Run until SIGTERM/SIGINT (`Ok`) or until a queue fails.
+/// Run until SIGTERM/SIGINT (`Ok`) or until a worker fails: its queue failed, or it panicked
+/// ([`DaemonError::Worker`]; the other workers are stopped first).
 pub fn run(settings: &Settings, log_file: Option<&LogFile>) -> Result<(), DaemonError> {
     let mut signals =
         Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1]).map_err(DaemonError::Setup)?;
     let clock = Clock::start();
+    // Tests only (`fault`): None unless FTP_ALG_FAULT is set.
+    let mut fault = Fault::from_env();
     let mut handles = Vec::new();
     let mut described = String::new();
     for &number in &settings.queues {
         // Each worker has its own netlink sockets; the sets are checked before any packet is
         // taken from the kernel.
-        let backend = open_backend(&settings.backend)?;
+        let backend = open_backend(&settings.backend, settings.netlink_timeout)?;
         described = backend.describe();
         let queue = Queue::open(number, &settings.queue).map_err(|error| DaemonError::Bind {
             queue: number,
             error,
         })?;
-        handles.push(spawn(number, queue, backend, settings, clock, &signals)?);
+        let handle = match fault.take() {
+            Some(fault) => spawn(
+                number,
+                Faulty::new(queue, fault),
+                backend,
+                settings,
+                clock,
+                &signals,
+            ),
+            None => spawn(number, queue, backend, settings, clock, &signals),
+        };
+        handles.push(handle?);
     }
     log::info!(
         "ready: queue(s) {:?} bound, backend {}, policy {}, lifetime {}",
@@ -191,6 +223,16 @@ pub fn run(settings: &Settings, log_file: Option<&LogFile>) -> Result<(), Daemon
         },
         settings.engine.expectation_lifetime
     );
+    serve(&mut signals, handles, log_file)
+}
+
+/// Answer signals until a stop signal, or until a failing worker closes `signals`; then stop
+/// every worker and wait for each. The last failure, if any, is the result.
+fn serve(
+    signals: &mut Signals,
+    mut handles: Vec<Handle>,
+    log_file: Option<&LogFile>,
+) -> Result<(), DaemonError> {
     for signal in signals.forever() {
         match signal {
             SIGHUP => {
@@ -213,29 +255,24 @@ pub fn run(settings: &Settings, log_file: Option<&LogFile>) -> Result<(), Daemon
     handles.iter_mut().for_each(|h| h.send(Command::Stop));
     let mut failure = None;
     for handle in handles {
-        let result = handle.thread.join();
-        match result {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => {
-                failure = Some(DaemonError::Worker {
-                    queue: handle.queue,
-                    error,
-                })
-            }
-            Err(_) => {
-                failure = Some(DaemonError::Worker {
-                    queue: handle.queue,
-                    error: io::Error::other("worker panicked"),
-                });
-            }
-        }
+        let error = match handle.thread.join() {
+            Ok(Ok(())) => continue,
+            Ok(Err(error)) => error,
+            // Only a panic outside `supervise::run_worker`'s guard gets here.
+            Err(payload) => WorkerFailure::Panicked(supervise::panic_message(payload.as_ref())),
+        };
+        failure = Some(DaemonError::Worker {
+            queue: handle.queue,
+            error,
+        });
     }
     failure.map_or(Ok(()), Err)
 }
 
-fn spawn(
+/// Start the worker for queue `number`, reading from `source`.
+fn spawn<S: PacketSource + Send + 'static>(
     number: u16,
-    mut queue: Queue,
+    mut source: S,
     backend: Box<dyn Backend>,
     settings: &Settings,
     clock: Clock,
@@ -258,14 +295,15 @@ fn spawn(
     let thread = thread::Builder::new()
         .name(name.clone())
         .spawn(move || {
-            let mut worker = Worker::new(name, engine, backend, worker_settings, clock);
-            let result = worker.run(&mut queue, &receiver, wake_worker);
-            if let Err(error) = &result {
-                log::error!("queue {number}: stopping all workers: {error}");
-                worker.shutdown();
-                stop_all.close();
-            }
-            result
+            supervise::run_worker(number, &stop_all, || {
+                let mut worker = Worker::new(name, engine, backend, worker_settings, clock);
+                let result = worker.run(&mut source, &receiver, wake_worker);
+                if let Err(error) = &result {
+                    log::error!("queue {number}: stopping all workers: {error}");
+                    worker.shutdown();
+                }
+                result
+            })
         })
         .map_err(DaemonError::Setup)?;
     Ok(Handle {

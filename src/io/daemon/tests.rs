@@ -1,13 +1,29 @@
-//! The worker's order of work, driven by an in-memory queue and a recording backend.
+//! The worker's order of work, driven by an in-memory queue and a recording backend; and the
+//! daemon's supervision of its workers, driven by queues that fail.
 
+use std::io::Write;
 use std::os::fd::AsFd;
 use std::os::fd::BorrowedFd;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+use std::time::Instant;
 
+use signal_hook::iterator::Signals;
+
+use super::BackendChoice;
+use super::DaemonError;
+use super::Settings;
+use super::WorkerFailure;
+use super::serve;
 use super::source::PacketSource;
 use super::source::QueuedPacket;
+use super::spawn;
 use super::worker::Clock;
 use super::worker::Worker;
 use super::worker::WorkerSettings;
@@ -17,6 +33,8 @@ use crate::engine::Engine;
 use crate::io::backend::Backend;
 use crate::io::backend::BackendError;
 use crate::io::backend::Element;
+use crate::io::backend::NoBackend;
+use crate::io::nfqueue::QueueOptions;
 use crate::testkit::conversation::Conversation;
 use crate::testkit::conversation::Side;
 
@@ -249,4 +267,145 @@ fn shutdown_removes_live_pinholes_when_asked() {
         journal.lock().unwrap().last().unwrap(),
         "remove tcp 198.51.100.2 -> 203.0.113.2:50000"
     );
+}
+
+// ---- supervision: a failing worker stops the daemon ----------------------------------------
+
+/// A queue that is always readable and fails in `try_recv`: by panicking, or with an error.
+struct FailingQueue {
+    panic: bool,
+    fd: UnixStream,
+    _writer: UnixStream,
+}
+
+impl FailingQueue {
+    fn new(panic: bool) -> Self {
+        let (fd, mut writer) = UnixStream::pair().unwrap();
+        writer.write_all(&[1]).unwrap();
+        Self {
+            panic,
+            fd,
+            _writer: writer,
+        }
+    }
+}
+
+impl PacketSource for FailingQueue {
+    fn try_recv(&mut self) -> std::io::Result<Option<QueuedPacket>> {
+        if self.panic {
+            panic!("injected fault in try_recv");
+        }
+        Err(std::io::Error::other("injected queue error"))
+    }
+
+    fn verdict(&mut self, _id: u32, _verdict: Verdict) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// A queue that never has a packet and says when its worker let go of it.
+struct IdleQueue {
+    fd: UnixStream,
+    released: Arc<AtomicBool>,
+}
+
+impl PacketSource for IdleQueue {
+    fn try_recv(&mut self) -> std::io::Result<Option<QueuedPacket>> {
+        Ok(None)
+    }
+
+    fn verdict(&mut self, _id: u32, _verdict: Verdict) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl Drop for IdleQueue {
+    fn drop(&mut self) {
+        self.released.store(true, Ordering::SeqCst);
+    }
+}
+
+fn daemon_settings() -> Settings {
+    Settings {
+        engine: Config::default(),
+        queues: vec![1, 2, 3],
+        queue: QueueOptions::default(),
+        backend: BackendChoice::None,
+        on_install_error: Verdict::Accept,
+        cleanup: false,
+        stats_interval: None,
+        netlink_timeout: Duration::from_millis(250),
+    }
+}
+
+/// Queues 1 and 3 idle, queue 2 failing; serve them as `run` does, with no signals
+/// registered (the failing worker must close the iterator). Returns what `serve` returned,
+/// how long it took, and whether each idle worker let go of its queue. Fails the test if
+/// `serve` has not returned after 5 s (no signal will ever come).
+fn serve_with_a_failing_queue(panic: bool) -> (Result<(), DaemonError>, Duration, Vec<bool>) {
+    let settings = daemon_settings();
+    let mut signals = Signals::new(Vec::<i32>::new()).unwrap();
+    let clock = Clock::start();
+    let released: Vec<Arc<AtomicBool>> = (0..2).map(|_| Arc::default()).collect();
+    let idle = |index: usize| IdleQueue {
+        fd: UnixStream::pair().unwrap().0,
+        released: released[index].clone(),
+    };
+    let started = Instant::now();
+    let failing = FailingQueue::new(panic);
+    let handles = vec![
+        spawn(1, idle(0), Box::new(NoBackend), &settings, clock, &signals).unwrap(),
+        spawn(2, failing, Box::new(NoBackend), &settings, clock, &signals).unwrap(),
+        spawn(3, idle(1), Box::new(NoBackend), &settings, clock, &signals).unwrap(),
+    ];
+    let (done, result) = mpsc::channel();
+    thread::spawn(move || done.send(serve(&mut signals, handles, None)));
+    let result = result
+        .recv_timeout(Duration::from_secs(5))
+        .expect("serve did not return within 5 s: the failing worker did not stop the daemon");
+    let released = released.iter().map(|r| r.load(Ordering::SeqCst)).collect();
+    (result, started.elapsed(), released)
+}
+
+#[test]
+fn a_panicking_worker_stops_the_other_workers_and_fails_the_daemon() {
+    let (result, took, released) = serve_with_a_failing_queue(true);
+    match &result {
+        Err(DaemonError::Worker {
+            queue: 2,
+            error: WorkerFailure::Panicked(message),
+        }) => assert_eq!(message, "injected fault in try_recv"),
+        other => panic!("expected queue 2's panic, got {other:?}"),
+    }
+    assert_eq!(
+        result.unwrap_err().to_string(),
+        "queue 2 failed: worker panicked: injected fault in try_recv"
+    );
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    assert_eq!(released, [true, true], "the other workers stopped");
+}
+
+#[test]
+fn a_failing_queue_stops_the_other_workers_and_fails_the_daemon() {
+    let (result, took, released) = serve_with_a_failing_queue(false);
+    assert!(
+        matches!(
+            result,
+            Err(DaemonError::Worker {
+                queue: 2,
+                error: WorkerFailure::Queue(_)
+            })
+        ),
+        "{result:?}"
+    );
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    assert_eq!(released, [true, true], "the other workers stopped");
 }

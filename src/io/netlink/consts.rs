@@ -8,6 +8,8 @@
 pub const NLMSG_HDRLEN: usize = 16;
 /// `struct nlattr` header length.
 pub const NLA_HDRLEN: usize = 4;
+/// Control message: nothing; the kernel skips it (and acknowledges it only if asked).
+pub const NLMSG_NOOP: u16 = 1;
 /// Control message: an error or (error 0) an acknowledgement.
 pub const NLMSG_ERROR: u16 = 2;
 /// Control message: the end of a multi-part reply.

@@ -5,7 +5,12 @@
 //! answers every message with an `NLMSG_ERROR` (error 0 = ACK), and a refusal is answered
 //! even without it. Data replies (GET) carry the request's sequence number and come before
 //! its ACK; a dump is multi-part (`NLM_F_MULTI`) and ends with `NLMSG_DONE`. The socket is
-//! non-blocking; an exchange waits with poll(2) up to [`ANSWER_TIMEOUT`].
+//! non-blocking; an exchange waits with poll(2), bounded by the socket's answer timeout
+//! ([`ANSWER_TIMEOUT`] unless [`Socket::set_answer_timeout`] says otherwise).
+//!
+//! A late answer (one that arrives after its exchange gave up) is never taken for another
+//! request's: every message gets a fresh sequence number, and an exchange only files answers
+//! carrying its own; the rest go to its `other` callback.
 
 use std::collections::HashSet;
 use std::io;
@@ -26,8 +31,9 @@ use crate::io::netlink::messages;
 use crate::io::sys;
 use crate::io::sys::SocketOption;
 
-/// How long an exchange waits for the kernel's answers. The kernel answers netfilter
-/// requests synchronously, so this is only reached if something is badly wrong.
+/// How long an exchange on a newly opened socket waits for the kernel's answers. The kernel
+/// answers netfilter requests synchronously (inside `sendto`), so this is only reached if
+/// something is badly wrong. Callers that hold a packet meanwhile set a shorter bound.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Receive buffer for answers that are ACKs or small GET replies.
@@ -40,6 +46,7 @@ pub struct Socket {
     port_id: u32,
     seq: u32,
     buf: Vec<u8>,
+    timeout: Duration,
 }
 
 /// What to wait for in an [`Socket::exchange`].
@@ -90,7 +97,14 @@ impl Socket {
             port_id,
             seq: initial_seq(),
             buf: vec![0; receive],
+            timeout: ANSWER_TIMEOUT,
         })
+    }
+
+    /// Bound every later [`exchange`](Self::exchange) to `timeout`, counted from just before
+    /// its request is sent.
+    pub fn set_answer_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
     }
 
     /// The next sequence number (never 0: the kernel sends unsolicited messages with 0).
@@ -124,22 +138,24 @@ impl Socket {
 
     /// Send `request` and collect the answers `expect` names. Messages that belong to
     /// none of the request's sequence numbers (queued packets, stale answers) go to
-    /// `other`.
+    /// `other`. Fails with [`Error::Timeout`] when the answers have not all come within
+    /// the answer timeout (counted from before the send; answers already waiting are
+    /// always read first).
     pub fn exchange(
         &mut self,
         request: &[u8],
         expect: Expect<'_>,
         other: &mut dyn FnMut(Message<'_>),
     ) -> Result<Exchange, Error> {
+        let deadline = Instant::now() + self.timeout;
         self.send(request)?;
         let mut waiting: HashSet<u32> = expect.acked.iter().copied().collect();
         let mut exchange = Exchange::default();
-        let deadline = Instant::now() + ANSWER_TIMEOUT;
         while !waiting.is_empty() {
             let datagram = match self.recv() {
                 Ok(Some(datagram)) => datagram,
                 Ok(None) => {
-                    wait(self.fd.as_fd(), deadline)?;
+                    wait(self.fd.as_fd(), deadline, self.timeout)?;
                     continue;
                 }
                 Err(error) => return Err(Error::io("recv", error)),
@@ -155,6 +171,11 @@ impl Socket {
     /// The port id the kernel gave this socket.
     pub fn port_id(&self) -> u32 {
         self.port_id
+    }
+
+    /// The bound on each exchange.
+    pub fn answer_timeout(&self) -> Duration {
+        self.timeout
     }
 }
 
@@ -199,11 +220,11 @@ fn sort(
     Ok(())
 }
 
-/// Wait for the socket to become readable, or fail at `deadline`.
-fn wait(fd: BorrowedFd<'_>, deadline: Instant) -> Result<(), Error> {
+/// Wait for the socket to become readable, or fail at `deadline` (reported as `bound`).
+fn wait(fd: BorrowedFd<'_>, deadline: Instant, bound: Duration) -> Result<(), Error> {
     let left = deadline.saturating_duration_since(Instant::now());
     if left.is_zero() {
-        return Err(Error::Timeout(ANSWER_TIMEOUT));
+        return Err(Error::Timeout(bound));
     }
     sys::wait_readable(&[fd], Some(left)).map_err(|e| Error::io("poll", e))?;
     Ok(())

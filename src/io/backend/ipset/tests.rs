@@ -158,3 +158,13 @@ fn refusals_say_what_to_do() {
          ipset/ip_set.h)"
     );
 }
+
+#[test]
+fn the_answer_timeout_reaches_the_socket() {
+    let mut ipset = IpsetBackend::new("a", "b").with_answer_timeout(Duration::from_millis(30));
+    let Ok(socket) = ipset.link.socket() else {
+        eprintln!("skipped: cannot open a netfilter netlink socket here");
+        return;
+    };
+    assert_eq!(socket.answer_timeout(), Duration::from_millis(30));
+}

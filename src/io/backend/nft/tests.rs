@@ -165,6 +165,19 @@ fn mixed_families_are_refused_before_sending() {
     };
     let error = backend.install(&[element]).unwrap_err();
     assert!(matches!(error, BackendError::MixedFamily(_)));
-    assert!(backend.socket.is_none(), "nothing was opened");
+    assert!(!backend.link.is_open(), "nothing was opened");
     assert!(backend.install(&[]).is_ok());
+}
+
+#[test]
+fn the_answer_timeout_reaches_the_socket() {
+    let mut nft = NftBackend::new("ftpalg", "expect4", "expect6");
+    let Ok(socket) = nft.link.socket() else {
+        eprintln!("skipped: cannot open a netfilter netlink socket here");
+        return;
+    };
+    assert_eq!(socket.answer_timeout(), DEFAULT_ANSWER_TIMEOUT);
+    let mut nft = nft.with_answer_timeout(Duration::from_millis(30));
+    let socket = nft.link.socket().unwrap();
+    assert_eq!(socket.answer_timeout(), Duration::from_millis(30));
 }
