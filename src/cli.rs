@@ -59,6 +59,31 @@ pub struct EngineArgs {
     /// Expectations kept per control connection (the oldest is revoked past it).
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub max_expectations: u64,
+    /// Expectations per client address over all its control connections (a new one is
+    /// refused past it, counted as `refused_client_limit`).
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=16_777_216))]
+    pub max_expectations_per_client: u64,
+    /// Expectations in all; keep it below the kernel set's size (`rules --set-size`, default
+    /// 65536). With several queues it is split evenly between them.
+    #[arg(long, value_name = "N", default_value_t = 49_152, value_parser = clap::value_parser!(u64).range(1..=16_777_216))]
+    pub max_expectations_total: u64,
+    /// Control connections tracked at once (closed ones go first, then unproven ones, and a
+    /// proven FTP session only when nothing else is left). With several queues it is split
+    /// evenly between them.
+    #[arg(long, value_name = "N", default_value_t = 16_384, value_parser = clap::value_parser!(u64).range(1..=16_777_216))]
+    pub max_flows: u64,
+    /// Unproven control connections per source address; past it that source's least
+    /// recently active unproven one goes (0: no cap).
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u64).range(0..=16_777_216))]
+    pub max_unproven_per_source: u64,
+    /// Unproven control connections per /24 (IPv4) or /64 (IPv6) source prefix; past it new
+    /// ones are not tracked (0: no cap).
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=16_777_216))]
+    pub max_unproven_per_prefix: u64,
+    /// Bytes buffered over all connections (partial, held and multi-line reply lines,
+    /// out-of-order bytes); unproven connections may hold half of it.
+    #[arg(long, value_name = "BYTES", default_value_t = 32 << 20, value_parser = clap::value_parser!(u64).range(65_536..=(1 << 36)))]
+    pub max_buffered: u64,
     /// Allow data ports below 1024.
     #[arg(long)]
     pub allow_privileged_ports: bool,
@@ -253,6 +278,11 @@ pub enum VerdictArg {
     Drop,
 }
 
+/// A count from the command line as a `usize` (the parsers bound it well below `usize::MAX`).
+fn size(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
 /// Parse `0`, `0-3`, `0,2,5` or a mix (`0-1,4`).
 fn parse_queues(text: &str) -> Result<Queues, String> {
     let mut queues = Vec::new();
@@ -314,8 +344,13 @@ impl EngineArgs {
             },
             control_ports,
             expectation_lifetime: Duration::from_secs(self.timeout),
-            max_expectations_per_control: usize::try_from(self.max_expectations)
-                .unwrap_or(usize::MAX),
+            max_expectations_per_control: size(self.max_expectations),
+            max_expectations_per_client: size(self.max_expectations_per_client),
+            max_expectations_total: size(self.max_expectations_total),
+            max_flows: size(self.max_flows),
+            max_unproven_per_source: size(self.max_unproven_per_source),
+            max_unproven_per_prefix: size(self.max_unproven_per_prefix),
+            max_buffered_bytes: size(self.max_buffered),
             allow_privileged_ports: self.allow_privileged_ports,
             midstream_pickup: !self.no_pickup,
             verify_checksums: self.verify_checksums,
@@ -340,14 +375,20 @@ impl ReplayArgs {
 }
 
 impl RunArgs {
-    /// The engine configuration these options describe.
+    /// The configuration of each queue's engine: the gateway-wide bounds (flows, total
+    /// expectations, buffered bytes) are split evenly between the queues.
     pub fn config(&self) -> Config {
+        let whole = self.engine.config();
+        let queues = self.queues.0.len().max(1);
         Config {
             unjudged: match self.unjudged {
                 VerdictArg::Accept => Unjudged::Accept,
                 VerdictArg::Drop => Unjudged::Drop,
             },
-            ..self.engine.config()
+            max_flows: whole.max_flows.div_ceil(queues),
+            max_expectations_total: (whole.max_expectations_total / queues).max(1),
+            max_buffered_bytes: whole.max_buffered_bytes / queues,
+            ..whole
         }
     }
 }

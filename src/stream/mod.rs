@@ -79,7 +79,10 @@ pub struct Stream {
     history: VecDeque<u8>,
     hole_since: Option<Instant>,
     fin_at: Option<u64>,
-    limits: Limits,
+    /// `Limits::history` (the assembler keeps its own bounds).
+    max_history: usize,
+    /// `Limits::hole_timeout`.
+    hole_timeout: Duration,
 }
 
 impl Stream {
@@ -93,7 +96,8 @@ impl Stream {
             history: VecDeque::new(),
             hole_since: None,
             fin_at: None,
-            limits,
+            max_history: limits.history,
+            hole_timeout: limits.hole_timeout,
         }
     }
 
@@ -157,7 +161,7 @@ impl Stream {
     pub fn handle_timeout(&mut self, now: Instant, sink: &mut impl Sink) -> bool {
         let expired = self
             .hole_since
-            .is_some_and(|since| now.saturating_since(since) >= self.limits.hole_timeout);
+            .is_some_and(|since| now.saturating_since(since) >= self.hole_timeout);
         let Some(next) = self.out_of_order.first_offset().filter(|_| expired) else {
             return false;
         };
@@ -311,7 +315,7 @@ impl Stream {
     }
 
     fn remember(&mut self, bytes: &[u8]) {
-        let keep = self.limits.history;
+        let keep = self.max_history;
         let take = bytes.len().min(keep);
         self.history.extend(&bytes[bytes.len() - take..]);
         let excess = self.history.len().saturating_sub(keep);

@@ -1,6 +1,8 @@
 //! The server side of a [`Session`]: reply lines assembled into replies (multi-line ones
 //! included, RFC 959 §4.2), the greeting, and what each reply answers.
 
+use std::collections::VecDeque;
+
 use super::Announced;
 use super::AnnouncementId;
 use super::Error;
@@ -133,6 +135,10 @@ impl Session {
         }
         let aligned = self.lost == 0;
         let command = self.pending.pop_front();
+        if self.pending.is_empty() {
+            // An idle session holds no queue (memory per tracked connection).
+            self.pending = VecDeque::new();
+        }
         if command.is_none() {
             self.lost = self.lost.saturating_sub(1);
         } else {
