@@ -156,6 +156,16 @@ pub struct RunArgs {
     /// Append logs to this file instead of stderr; SIGHUP reopens it (for logrotate).
     #[arg(long, value_name = "PATH")]
     pub log_file: Option<PathBuf>,
+    /// Where each queue's state (connections, sequence positions, sessions, live
+    /// expectations) is left at a clean stop and picked up at the next start.
+    #[arg(long, value_name = "DIR", default_value = "/run/ftp-alg")]
+    pub state_dir: PathBuf,
+    /// A state file older than this is ignored (connections are then picked up mid-stream).
+    #[arg(long, value_name = "SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub state_max_age: u64,
+    /// Neither save nor load state: a restart picks connections up mid-stream.
+    #[arg(long)]
+    pub no_state: bool,
     /// Engine options.
     #[command(flatten)]
     pub engine: EngineArgs,
@@ -425,6 +435,10 @@ impl RunArgs {
             stats_interval: (self.stats_interval > 0)
                 .then(|| Duration::from_secs(self.stats_interval)),
             netlink_timeout: std::time::Duration::from_millis(self.netlink_timeout),
+            state: (!self.no_state).then(|| daemon::StateOptions {
+                dir: self.state_dir.clone(),
+                max_age: Duration::from_secs(self.state_max_age),
+            }),
         }
     }
 }

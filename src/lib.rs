@@ -45,6 +45,7 @@ pub mod io;
 pub mod oracle;
 pub mod policy;
 pub mod rules;
+pub mod snapshot;
 pub mod stats;
 pub mod stream;
 #[doc(hidden)]

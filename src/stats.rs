@@ -52,6 +52,10 @@ counters! {
     flows_prefix_refused,
     /// Connections that proved to be FTP.
     flows_proven,
+    /// Connections carried over from a snapshot (a restart that lost nothing).
+    flows_restored,
+    /// Expectations carried over from a snapshot (adopted from the kernel set).
+    expectations_restored,
     /// Connections forgotten after their idle timeout.
     flows_expired,
     /// Segments that carried bytes already seen.
@@ -123,7 +127,7 @@ mod tests {
                 ..Stats::default()
             }
         );
-        assert_eq!(a.fields().len(), 35);
+        assert_eq!(a.fields().len(), 37);
         assert_eq!(a.fields()[0], ("packets", 11));
     }
 }

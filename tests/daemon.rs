@@ -23,9 +23,14 @@ fn can_run() -> bool {
     root_with(&["ip", "nft", "iptables"], "running the daemon")
 }
 
+/// `ftp-alg ARGS` in `ns`; a `run` without its own state options leaves no state behind.
 fn ftp_alg(ns: &Netns, args: &[&str]) -> Command {
     let mut command = ns.command(env!("CARGO_BIN_EXE_ftp-alg"));
     command.args(args).env("RUST_LOG", "info");
+    let runs = args.first() == Some(&"run");
+    if runs && !args.iter().any(|a| a.starts_with("--state")) {
+        command.arg("--no-state");
+    }
     command
 }
 
@@ -213,4 +218,55 @@ fn a_panicking_worker_ends_the_process_with_status_1() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(status.code(), Some(1), "{status}");
+}
+
+#[test]
+fn a_clean_stop_leaves_its_state_and_the_next_start_takes_it_once() {
+    if !can_run() {
+        return;
+    }
+    let ns = Netns::new("daemon-state");
+    load_rules(&ns);
+    let dir = std::env::temp_dir().join(format!("ftpalg-daemon-state-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let dir_arg = dir.to_str().unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "--queue", "9", "--state-dir", dir_arg];
+        args.extend_from_slice(extra);
+        Daemon::start(ftp_alg(&ns, &args))
+    };
+    let stop = |daemon: Daemon| {
+        daemon.signal("TERM");
+        let mut daemon = daemon;
+        assert!(daemon.child.wait().unwrap().success());
+    };
+    let first = run(&[]);
+    first.expect("no state in");
+    first.expect("ready");
+    first.signal("TERM");
+    first.expect("state saved to");
+    stop(first);
+    let file = dir.join("queue-9.state");
+    assert!(file.exists(), "{} written", file.display());
+
+    let second = run(&[]);
+    let restored = second.expect("restored");
+    assert!(restored.contains("0 connection(s)"), "{restored}");
+    assert!(!file.exists(), "consumed at start");
+    second.expect("ready");
+    stop(second);
+
+    // Other options: the state is reported, not used, and removed.
+    let third = run(&["--timeout", "5"]);
+    let ignored = third.expect("ignored");
+    assert!(ignored.contains("other options"), "{ignored}");
+    assert!(!file.exists());
+    stop(third);
+
+    std::fs::write(&file, b"garbage, not a state file").unwrap();
+    let fourth = run(&["--timeout", "5"]);
+    let ignored = fourth.expect("ignored");
+    assert!(ignored.contains("not an ftp-alg state file"), "{ignored}");
+    stop(fourth);
+    let _ = std::fs::remove_dir_all(&dir);
 }

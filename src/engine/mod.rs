@@ -14,6 +14,7 @@ mod budget;
 mod expectations;
 mod flows;
 mod retry;
+pub mod snapshot;
 
 use std::collections::VecDeque;
 
@@ -23,6 +24,7 @@ use crate::action::Verdict;
 use crate::config::Config;
 use crate::config::Unjudged;
 use crate::expect::DataKey;
+use crate::expect::Revocation;
 use crate::expect::table::ExpectationTable;
 use crate::flow::Control;
 use crate::flow::FlowId;
@@ -139,6 +141,18 @@ impl Engine {
     pub fn handle_install_error(&mut self, now: Instant, keys: &[DataKey]) {
         self.now = self.now.max(now);
         self.withdraw_failed(keys);
+    }
+
+    /// Revoke every expectation (the daemon stops with `--cleanup`): a `Remove` is queued for
+    /// each one still alive, and the engine holds none afterwards.
+    pub fn revoke_everything(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+        let owners: Vec<FlowKey> = self.expectations.iter().map(|e| e.owner()).collect();
+        for owner in owners {
+            for expectation in self.expectations.remove_owner(owner) {
+                self.revoke(expectation, Revocation::Shutdown);
+            }
+        }
     }
 
     /// The expectations held now: exactly what the kernel set must hold once the queued

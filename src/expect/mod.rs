@@ -69,6 +69,8 @@ pub enum Revocation {
     Reset,
     /// Its control connection turned out not to be FTP.
     NotFtp,
+    /// The daemon stopped and was asked to clean up (`--cleanup`).
+    Shutdown,
     /// Newer expectations of the same control connection pushed it out.
     Superseded,
     /// The kernel did not take it (the set is full, or netlink failed); it is withdrawn so
@@ -99,6 +101,7 @@ impl Revocation {
             Self::Reset => "reset",
             Self::InstallFailed => "install-failed",
             Self::NotFtp => "not-ftp",
+            Self::Shutdown => "shutdown",
             Self::Superseded => "superseded",
             Self::TransferDone => "transfer-done",
         }

@@ -179,6 +179,15 @@ impl ExpectationTable {
         self.entries.values()
     }
 
+    /// Every expectation, each control connection's oldest first (the order that decides
+    /// supersession; a snapshot keeps it).
+    pub fn iter_by_owner(&self) -> impl Iterator<Item = &Expectation> {
+        self.owners
+            .values()
+            .flatten()
+            .filter_map(|key| self.entries.get(key))
+    }
+
     /// How many are held.
     pub fn len(&self) -> usize {
         self.entries.len()

@@ -433,6 +433,8 @@ impl ControlFlow {
     }
 }
 
+pub(crate) mod snapshot;
+
 impl Half {
     /// Stop reading this direction (the session is encrypted or poisoned): free its buffers.
     fn stop(&mut self) {

@@ -7,10 +7,17 @@
 //! next segment be picked up mid-stream and read as FTP again. A tombstone is a few bytes
 //! instead of a whole [`ControlFlow`](super::control::ControlFlow) with its streams.
 
+use std::io;
+
 use super::Direction;
 use super::control::TcpState;
+use super::control::snapshot::state_of;
+use super::control::snapshot::state_tag;
 use super::table::Tier;
 use crate::config::Config;
+use crate::snapshot::Decoder;
+use crate::snapshot::Encoder;
+use crate::snapshot::SnapshotError;
 use crate::time::Duration;
 use crate::wire::Control as Flags;
 use crate::wire::Segment;
@@ -58,6 +65,29 @@ impl Silent {
             Flags::Syn | Flags::None => {}
         }
         self.state == TcpState::Closed
+    }
+
+    /// Write the tombstone.
+    pub fn save(&self, e: &mut Encoder<'_>) -> io::Result<()> {
+        e.u8(match self.why {
+            Quiet::Poisoned => 0,
+            Quiet::Encrypted => 1,
+        })?;
+        e.u8(state_tag(self.state))?;
+        e.bool(self.fin[0])?;
+        e.bool(self.fin[1])
+    }
+
+    /// Read what [`Silent::save`] wrote.
+    pub fn load(d: &mut Decoder<'_>) -> Result<Self, SnapshotError> {
+        let why = match d.u8()? {
+            0 => Quiet::Poisoned,
+            1 => Quiet::Encrypted,
+            _ => return Err(SnapshotError::Invalid("tombstone")),
+        };
+        let state = state_of(d.u8()?)?;
+        let fin = [d.bool("FIN flag")?, d.bool("FIN flag")?];
+        Ok(Self { why, state, fin })
     }
 
     /// Why it is not read.

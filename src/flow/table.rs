@@ -266,6 +266,20 @@ impl<T> FlowTable<T> {
         })
     }
 
+    /// Every flow, tier by tier (spent, unproven, proven), least recently active first: the
+    /// order that decides eviction (a snapshot keeps it).
+    pub fn iter_by_activity(&self) -> impl Iterator<Item = (FlowKey, &T, Tier, IpAddr, Instant)> {
+        self.tiers.iter().flat_map(move |list| {
+            let mut at = list.head;
+            std::iter::from_fn(move || {
+                let slot = self.slots.get(at as usize)?;
+                at = slot.by_tier.next;
+                let value = slot.value.as_ref()?;
+                Some((slot.key, value, slot.tier, slot.source, slot.deadline))
+            })
+        })
+    }
+
     /// Every flow, in no particular order.
     pub fn values_mut(&mut self) -> impl Iterator<Item = &mut T> {
         self.slots.iter_mut().filter_map(|slot| slot.value.as_mut())

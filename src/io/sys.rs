@@ -2,7 +2,7 @@
 //! [`OwnedFd`]/[`BorrowedFd`].
 //!
 //! Owns: opening and binding netlink sockets (netlink(7), socket(2), bind(2),
-//! getsockname(2)), geteuid(2), socket options (socket(7) `SO_RCVBUF`/`SO_RCVBUFFORCE`; netlink(7)
+//! getsockname(2)), geteuid(2), the monotonic clock (clock_gettime(2)), socket options (socket(7) `SO_RCVBUF`/`SO_RCVBUFFORCE`; netlink(7)
 //! `NETLINK_CAP_ACK`, `NETLINK_EXT_ACK`, `NETLINK_NO_ENOBUFS`), sending to the kernel
 //! (sendto(2)), non-blocking receive (recv(2) with `MSG_DONTWAIT | MSG_TRUNC`) and waiting
 //! (poll(2)). It does not know any netlink message format; that is [`super::netlink`].
@@ -11,7 +11,7 @@
 //! [`wait_readable`], so a signal or a timer can always interrupt them.
 #![expect(
     unsafe_code,
-    reason = "FFI to socket, bind, getsockname, setsockopt, sendto, recv and poll"
+    reason = "FFI to socket, bind, getsockname, setsockopt, sendto, recv, poll and clock_gettime"
 )]
 
 use std::io;
@@ -187,6 +187,22 @@ pub fn wait_readable(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -> io::R
     }
     let readable = libc::POLLIN | libc::POLLERR | libc::POLLHUP;
     Ok(polled.iter().map(|p| p.revents & readable != 0).collect())
+}
+
+/// Microseconds on the system's monotonic clock (clock_gettime(2) `CLOCK_MONOTONIC`): counted
+/// from boot, the same for every process, so times a daemon saved can be compared by the
+/// next one on the same boot.
+pub fn monotonic_micros() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
+    let result = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    debug_assert_eq!(result, 0, "CLOCK_MONOTONIC is always available");
+    let secs = u64::try_from(now.tv_sec).unwrap_or(0);
+    let micros = u64::try_from(now.tv_nsec / 1000).unwrap_or(0);
+    secs.saturating_mul(1_000_000).saturating_add(micros)
 }
 
 /// The effective user id (geteuid(2)).

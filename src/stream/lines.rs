@@ -9,9 +9,13 @@
 //! gap or at mid-stream pickup: nothing is framed until an LF confirms a line boundary.
 //! Each line keeps its raw stream offsets so that a rewrite can find its bytes.
 
+use std::io;
 use std::ops::Range;
 
 use super::Sink;
+use crate::snapshot::Decoder;
+use crate::snapshot::Encoder;
+use crate::snapshot::SnapshotError;
 
 const LF: u8 = b'\n';
 const CR: u8 = b'\r';
@@ -88,6 +92,41 @@ impl Framer {
             synced,
             max_line,
         }
+    }
+
+    /// Write the unfinished line and the framing state.
+    pub fn save(&self, e: &mut Encoder<'_>) -> io::Result<()> {
+        e.bytes(&self.current)?;
+        e.u64(self.start)?;
+        e.bool(self.overlong)?;
+        e.u8(match self.telnet {
+            Telnet::Data => 0,
+            Telnet::Command => 1,
+            Telnet::Option => 2,
+        })?;
+        e.bool(self.synced)
+    }
+
+    /// Read what [`Framer::save`] wrote, for lines of at most `max_line` bytes.
+    pub fn load(d: &mut Decoder<'_>, max_line: usize) -> Result<Self, SnapshotError> {
+        let current = d.bytes(max_line, "unfinished line")?;
+        let start = d.u64()?;
+        let overlong = d.bool("overlong flag")?;
+        let telnet = match d.u8()? {
+            0 => Telnet::Data,
+            1 => Telnet::Command,
+            2 => Telnet::Option,
+            _ => return Err(SnapshotError::Invalid("telnet state")),
+        };
+        let synced = d.bool("synced flag")?;
+        Ok(Self {
+            current,
+            start,
+            overlong,
+            telnet,
+            synced,
+            max_line,
+        })
     }
 
     /// Bytes held for the current, unfinished line.

@@ -12,7 +12,11 @@ pub mod assembler;
 pub mod lines;
 
 use std::collections::VecDeque;
+use std::io;
 
+use crate::snapshot::Decoder;
+use crate::snapshot::Encoder;
+use crate::snapshot::SnapshotError;
 use crate::stream::assembler::Assembler;
 use crate::time::Duration;
 use crate::time::Instant;
@@ -20,6 +24,9 @@ use crate::wire::SeqNumber;
 
 /// Segments further ahead than this many bytes from the next expected byte are not held.
 const MAX_WINDOW: u64 = 1 << 20;
+/// The largest stream offset a snapshot may name (offsets grow by at most 2^32 per sequence
+/// wrap; this leaves every sum of an offset and a window far from overflow).
+const MAX_OFFSET: u64 = 1 << 62;
 /// Segments further behind than this are stale (older than any retransmission we care about).
 const MAX_BEHIND: i64 = 1 << 30;
 
@@ -99,6 +106,27 @@ impl Stream {
             max_history: limits.history,
             hole_timeout: limits.hole_timeout,
         }
+    }
+
+    /// Write what a restarted engine needs to go on: where the stream starts, how far it is
+    /// delivered, and its FIN. Out-of-order bytes and history are not kept: TCP retransmits
+    /// the former, and the latter only serves to spot conflicting retransmissions.
+    pub fn save(&self, e: &mut Encoder<'_>) -> io::Result<()> {
+        e.u32(self.base.0)?;
+        e.u64(self.delivered)?;
+        e.opt_u64(self.fin_at)
+    }
+
+    /// Read what [`Stream::save`] wrote.
+    pub fn load(d: &mut Decoder<'_>, limits: Limits) -> Result<Self, SnapshotError> {
+        let mut stream = Self::new(SeqNumber(d.u32()?), limits);
+        stream.delivered = d.u64()?;
+        stream.fin_at = d.opt_u64("stream FIN")?;
+        let too_far = |offset: u64| offset > MAX_OFFSET;
+        if too_far(stream.delivered) || stream.fin_at.is_some_and(too_far) {
+            return Err(SnapshotError::Invalid("stream offset"));
+        }
+        Ok(stream)
     }
 
     /// Take in a segment's payload. `wire_len` is the payload length on the wire, larger than

@@ -387,6 +387,7 @@ fn classify(line: Line<'_>) -> Command {
 }
 
 mod replies;
+mod snapshot;
 
 #[cfg(test)]
 mod tests;

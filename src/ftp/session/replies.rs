@@ -2,6 +2,7 @@
 //! included, RFC 959 §4.2), the greeting, and what each reply answers.
 
 use std::collections::VecDeque;
+use std::io;
 
 use super::Announced;
 use super::AnnouncementId;
@@ -15,6 +16,9 @@ use super::Session;
 use super::State;
 use super::Trigger;
 use super::reply;
+use crate::snapshot::Decoder;
+use crate::snapshot::Encoder;
+use crate::snapshot::SnapshotError;
 use crate::stream::lines::Line;
 
 /// A multi-line reply in progress: its code, and the lines kept if it may carry an endpoint.
@@ -229,6 +233,37 @@ impl Session {
 }
 
 impl Multi {
+    /// Write the reply's code and the lines kept.
+    pub(super) fn save(&self, e: &mut Encoder<'_>) -> io::Result<()> {
+        e.u16(self.code.0)?;
+        e.len(self.lines.len())?;
+        for (text, raw) in &self.lines {
+            e.bytes(text)?;
+            e.u64(raw.0)?;
+            e.u64(raw.1)?;
+        }
+        Ok(())
+    }
+
+    /// Read what [`Multi::save`] wrote: at most `max_lines` lines of at most `max_line` bytes.
+    pub(super) fn load(
+        d: &mut Decoder<'_>,
+        max_lines: usize,
+        max_line: usize,
+    ) -> Result<Self, SnapshotError> {
+        let code = ReplyCode(d.u16()?);
+        if !(100..=599).contains(&code.0) {
+            return Err(SnapshotError::Invalid("reply code"));
+        }
+        let count = d.len(max_lines, "multi-line reply")?;
+        let mut lines = Vec::with_capacity(count);
+        for _ in 0..count {
+            let text = d.bytes(max_line, "reply line")?;
+            lines.push((text, (d.u64()?, d.u64()?)));
+        }
+        Ok(Self { code, lines })
+    }
+
     /// Bytes kept.
     pub(super) fn buffered(&self) -> usize {
         self.lines.iter().map(|(text, _)| text.len()).sum()

@@ -99,6 +99,7 @@ impl Rig {
             unjudged: Verdict::Accept,
             cleanup: false,
             stats_interval: None,
+            state: None,
         };
         let worker = Worker::new(
             "queue 0".into(),

@@ -15,6 +15,7 @@ pub mod apply;
 pub mod fault;
 pub mod logfile;
 pub mod source;
+pub mod state;
 
 mod logline;
 mod ratelimit;
@@ -51,6 +52,7 @@ use crate::io::daemon::fault::Fault;
 use crate::io::daemon::fault::Faulty;
 use crate::io::daemon::logfile::LogFile;
 use crate::io::daemon::source::PacketSource;
+use crate::io::daemon::state::StateFile;
 use crate::io::daemon::worker::Clock;
 use crate::io::daemon::worker::Command;
 use crate::io::daemon::worker::Worker;
@@ -103,6 +105,17 @@ pub struct Settings {
     pub stats_interval: Option<Duration>,
     /// How long the backend waits for the kernel's answers while a packet is held.
     pub netlink_timeout: std::time::Duration,
+    /// Where each queue's state is left at a clean stop and picked up at the next start.
+    pub state: Option<StateOptions>,
+}
+
+/// The state files' place and shelf life.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateOptions {
+    /// The directory (`queue-N.state` in it).
+    pub dir: std::path::PathBuf,
+    /// A file older than this is ignored.
+    pub max_age: Duration,
 }
 
 /// Why the daemon could not start or had to stop.
@@ -196,6 +209,8 @@ pub fn run(settings: &Settings, log_file: Option<&LogFile>) -> Result<(), Daemon
         // taken from the kernel.
         let backend = open_backend(&settings.backend, settings.netlink_timeout)?;
         described = backend.describe();
+        let state = state_file(settings, number, &backend.describe());
+        let engine = start_engine(number, settings, state.as_ref(), clock);
         let queue = Queue::open(number, &settings.queue).map_err(|error| DaemonError::Bind {
             queue: number,
             error,
@@ -204,12 +219,19 @@ pub fn run(settings: &Settings, log_file: Option<&LogFile>) -> Result<(), Daemon
             Some(fault) => spawn(
                 number,
                 Faulty::new(queue, fault),
-                backend,
+                (engine, backend, state),
                 settings,
                 clock,
                 &signals,
             ),
-            None => spawn(number, queue, backend, settings, clock, &signals),
+            None => spawn(
+                number,
+                queue,
+                (engine, backend, state),
+                settings,
+                clock,
+                &signals,
+            ),
         };
         handles.push(handle?);
     }
@@ -269,11 +291,75 @@ fn serve(
     failure.map_or(Ok(()), Err)
 }
 
-/// Start the worker for queue `number`, reading from `source`.
+/// The state file of queue `number`, unless state is off.
+fn state_file(settings: &Settings, number: u16, backend: &str) -> Option<StateFile> {
+    let options = settings.state.as_ref()?;
+    let fingerprint = state::options_fingerprint(&settings.engine, backend);
+    Some(StateFile::new(
+        &options.dir,
+        number,
+        options.max_age,
+        &fingerprint,
+    ))
+}
+
+/// Queue `number`'s engine: carried on from its state file when there is a usable one,
+/// otherwise new (connections in flight are then picked up mid-stream).
+fn start_engine(
+    number: u16,
+    settings: &Settings,
+    state: Option<&StateFile>,
+    clock: Clock,
+) -> Engine {
+    let fresh = || Engine::new(settings.engine.clone());
+    let Some(state) = state else {
+        return fresh();
+    };
+    match state.load(&settings.engine, clock.now()) {
+        Ok(Some(loaded)) => {
+            let restored = loaded.restored;
+            log::info!(
+                "queue {number}: restored {} connection(s) and {} expectation(s) from {}, \
+                 saved {} ago{}",
+                restored.flows,
+                restored.expectations,
+                state.path().display(),
+                loaded.age,
+                if restored.disowned > 0 {
+                    format!(
+                        "; {} expectation(s) no longer owned are removed",
+                        restored.disowned
+                    )
+                } else {
+                    String::new()
+                }
+            );
+            loaded.engine
+        }
+        Ok(None) => {
+            log::info!(
+                "queue {number}: no state in {}; connections in flight are picked up mid-stream",
+                state.path().display()
+            );
+            fresh()
+        }
+        Err(error) => {
+            log::warn!(
+                "queue {number}: state file {} ignored: {error}; connections in flight are \
+                 picked up mid-stream",
+                state.path().display()
+            );
+            fresh()
+        }
+    }
+}
+
+/// Start the worker for queue `number`, reading from `source`, with its engine, backend and
+/// state file.
 fn spawn<S: PacketSource + Send + 'static>(
     number: u16,
     mut source: S,
-    backend: Box<dyn Backend>,
+    (engine, backend, state): (Engine, Box<dyn Backend>, Option<StateFile>),
     settings: &Settings,
     clock: Clock,
     signals: &Signals,
@@ -288,8 +374,8 @@ fn spawn<S: PacketSource + Send + 'static>(
         },
         cleanup: settings.cleanup,
         stats_interval: settings.stats_interval,
+        state,
     };
-    let engine = Engine::new(settings.engine.clone());
     let name = format!("queue {number}");
     let stop_all = signals.handle();
     let thread = thread::Builder::new()

@@ -132,6 +132,7 @@ fn settings() -> WorkerSettings {
         unjudged: Verdict::Accept,
         cleanup: true,
         stats_interval: None,
+        state: None,
     }
 }
 
@@ -333,6 +334,11 @@ impl Drop for IdleQueue {
     }
 }
 
+/// A fresh engine, no backend, no state file.
+fn parts() -> (Engine, Box<dyn Backend>, Option<super::state::StateFile>) {
+    (Engine::new(Config::default()), Box::new(NoBackend), None)
+}
+
 fn daemon_settings() -> Settings {
     Settings {
         engine: Config::default(),
@@ -343,6 +349,7 @@ fn daemon_settings() -> Settings {
         cleanup: false,
         stats_interval: None,
         netlink_timeout: Duration::from_millis(250),
+        state: None,
     }
 }
 
@@ -362,9 +369,9 @@ fn serve_with_a_failing_queue(panic: bool) -> (Result<(), DaemonError>, Duration
     let started = Instant::now();
     let failing = FailingQueue::new(panic);
     let handles = vec![
-        spawn(1, idle(0), Box::new(NoBackend), &settings, clock, &signals).unwrap(),
-        spawn(2, failing, Box::new(NoBackend), &settings, clock, &signals).unwrap(),
-        spawn(3, idle(1), Box::new(NoBackend), &settings, clock, &signals).unwrap(),
+        spawn(1, idle(0), parts(), &settings, clock, &signals).unwrap(),
+        spawn(2, failing, parts(), &settings, clock, &signals).unwrap(),
+        spawn(3, idle(1), parts(), &settings, clock, &signals).unwrap(),
     ];
     let (done, result) = mpsc::channel();
     thread::spawn(move || done.send(serve(&mut signals, handles, None)));

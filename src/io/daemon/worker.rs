@@ -20,13 +20,11 @@ use std::sync::mpsc::Receiver;
 
 use crate::action::Verdict;
 use crate::engine::Engine;
-use crate::expect::DataKey;
 use crate::io::backend::Backend;
-use crate::io::backend::Element;
 use crate::io::daemon::apply::Applier;
-use crate::io::daemon::apply::element;
 use crate::io::daemon::source::PacketSource;
 use crate::io::daemon::source::QueuedPacket;
+use crate::io::daemon::state::StateFile;
 use crate::io::nfqueue;
 use crate::io::sys;
 use crate::time::Duration;
@@ -44,7 +42,7 @@ pub(crate) enum Command {
 }
 
 /// The worker's own choices.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct WorkerSettings {
     /// The verdict for a packet whose expectations could not be installed.
     pub(crate) on_install_error: Verdict,
@@ -54,6 +52,8 @@ pub(crate) struct WorkerSettings {
     pub(crate) cleanup: bool,
     /// Log the counters this often.
     pub(crate) stats_interval: Option<Duration>,
+    /// Where the engine is left at a clean stop.
+    pub(crate) state: Option<StateFile>,
 }
 
 /// The daemon's counters for one worker (the engine keeps its own).
@@ -86,17 +86,18 @@ impl Counters {
     }
 }
 
-/// The monotonic clock as the core's [`Instant`].
+/// The system's monotonic clock as the core's [`Instant`]: microseconds since boot, so that
+/// the instants in a state file mean the same to the next daemon on the same boot.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Clock(std::time::Instant);
+pub(crate) struct Clock;
 
 impl Clock {
     pub(crate) fn start() -> Self {
-        Self(std::time::Instant::now())
+        Self
     }
 
     pub(crate) fn now(self) -> Instant {
-        Instant::from_micros(u64::try_from(self.0.elapsed().as_micros()).unwrap_or(u64::MAX))
+        Instant::from_micros(sys::monotonic_micros())
     }
 }
 
@@ -229,30 +230,32 @@ impl Worker {
         log::info!("{line}");
     }
 
-    /// Stop: remove live expectations if asked, log the counters.
+    /// Stop: remove live expectations if asked, leave the state for the next start, log the
+    /// counters.
     pub(crate) fn shutdown(&mut self) {
+        let now = self.clock.now();
         if self.settings.cleanup {
-            let now = self.clock.now();
-            let mut keys: Vec<DataKey> = self
-                .engine
-                .expectations()
-                .iter()
-                .filter(|e| e.expires() > now)
-                .map(|e| e.key)
-                .collect();
-            keys.sort_unstable();
-            let elements: Vec<Element> = keys
-                .iter()
-                .map(|key| element(*key, Duration::from_micros(0)))
-                .collect();
-            if let Err(error) = self.backend.remove(&elements) {
-                log::error!("{}: cleanup failed: {error}", self.name);
+            let live = self.engine.expectations().len();
+            self.engine.revoke_everything(now);
+            self.apply_actions(now);
+            log::info!("{}: cleanup removed {live} live expectation(s)", self.name);
+        }
+        if let Some(state) = &self.settings.state {
+            match state.save(&self.engine, now) {
+                Ok(bytes) => log::info!(
+                    "{}: state saved to {} ({} connection(s), {} expectation(s), {bytes} bytes)",
+                    self.name,
+                    state.path().display(),
+                    self.engine.flow_count(),
+                    self.engine.expectations().len()
+                ),
+                Err(error) => log::error!(
+                    "{}: cannot save the state to {}: {error}; the next start picks \
+                     connections up mid-stream",
+                    self.name,
+                    state.path().display()
+                ),
             }
-            log::info!(
-                "{}: cleanup removed {} live expectation(s)",
-                self.name,
-                keys.len()
-            );
         }
         self.log_stats();
     }
@@ -283,6 +286,8 @@ impl Worker {
         mut wake: UnixStream,
     ) -> io::Result<()> {
         wake.set_nonblocking(true)?;
+        // A restored engine may have removals queued: the kernel must agree before any packet.
+        self.apply_actions(self.clock.now());
         loop {
             self.tick();
             let ready = sys::wait_readable(&[source.fd(), wake.as_fd()], Some(self.sleep()))?;
