@@ -502,6 +502,57 @@ mod tests {
     }
 
     #[test]
+    fn bounds_on_replay_and_split_across_the_queues_on_run() {
+        let Command::Replay(args) = parse(&[
+            "replay",
+            "--max-flows",
+            "1000000",
+            "--max-unproven-per-source",
+            "0",
+            "--max-expectations-per-client",
+            "8",
+            "a.pcap",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not replay")
+        };
+        let config = args.config();
+        assert_eq!(config.max_flows, 1_000_000);
+        assert_eq!(config.max_unproven_per_source, 0);
+        assert_eq!(config.max_expectations_per_client, 8);
+        assert_eq!(config.max_expectations_total, 49_152);
+        let Command::Run(args) = parse(&[
+            "run",
+            "--queue",
+            "0-3",
+            "--max-flows",
+            "1001",
+            "--max-expectations-total",
+            "40000",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not run")
+        };
+        let config = args.config();
+        assert_eq!(
+            config.max_flows, 251,
+            "1001 flows over 4 queues, rounded up"
+        );
+        assert_eq!(config.max_expectations_total, 10_000);
+        assert_eq!(config.max_buffered_bytes, (32 << 20) / 4);
+        let settings = args.settings();
+        let state = settings.state.expect("state on by default");
+        assert_eq!(state.dir, PathBuf::from("/run/ftp-alg"));
+        assert!(parse(&["run", "--no-state"]).is_ok());
+        assert!(parse(&["replay", "--max-flows", "0", "a.pcap"]).is_err());
+        assert!(parse(&["run", "--state-max-age", "0"]).is_err());
+    }
+
+    #[test]
     fn options() {
         let cli = parse(&[
             "replay",
