@@ -39,6 +39,8 @@ test: deps lint
 	@echo "== captures: project samples and the shared conformance set (skipped when absent)"
 	@$(CARGO) test -q --locked --test samples --test conformance -- --nocapture 2>&1 \
 		| grep -E 'SKIPPED|captures matched|\(truth [0-9]+\)' || true
+	@echo "== memory per idle session (20,000 sessions; docs/policy.md has the 1,000,000 figure)"
+	$(CARGO) run -q --locked --release --example flow_memory -- 20000
 	@$(MAKE) --no-print-directory gateway-tests
 	@echo "== all tests passed"
 
