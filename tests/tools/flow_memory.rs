@@ -1,13 +1,15 @@
 //! Measures what a tracked, idle, logged-in control connection costs in resident memory.
 //!
-//! `cargo run --release --example flow_memory -- [SESSIONS] [--capture FILE]`
+//! `cargo run --release --example flow_memory -- [SESSIONS] [--capture FILE] [--snapshot]`
 //!
 //! Builds SESSIONS (default 100,000) FTP sessions that log in and then go idle (handshake,
 //! `220`, `USER`, `331`, `PASS`, `230`, ACKs), feeds them to one engine whose table holds them
 //! all, and reports the growth of the process's resident set size (VmRSS) divided by the
 //! number of sessions tracked. With `--capture FILE` the sessions are first written to a pcap
 //! file and read back from it (the measurement then covers exactly what `ftp-alg replay`
-//! would feed the engine). Numbers are in docs/policy.md.
+//! would feed the engine). With `--snapshot` it also times writing the engine's state (what a
+//! stopping daemon writes) and reading it back, and reports its size. Numbers are in
+//! docs/policy.md and docs/deploy.md.
 
 use std::net::Ipv4Addr;
 use std::net::SocketAddr;
@@ -24,10 +26,12 @@ use ftp_alg::time::Instant;
 fn main() {
     let mut sessions: usize = 100_000;
     let mut capture: Option<std::path::PathBuf> = None;
+    let mut snapshot = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--capture" => capture = args.next().map(Into::into),
+            "--snapshot" => snapshot = true,
             n => sessions = n.replace('_', "").parse().expect("SESSIONS is a number"),
         }
     }
@@ -36,7 +40,7 @@ fn main() {
         ..Config::default()
     };
     let before = rss_bytes();
-    let mut engine = Engine::new(config);
+    let mut engine = Engine::new(config.clone());
     let start = std::time::Instant::now();
     match capture {
         None => {
@@ -58,6 +62,31 @@ fn main() {
         before,
         after,
         start.elapsed().as_secs_f64()
+    );
+    if snapshot {
+        time_snapshot(&engine, config);
+    }
+}
+
+/// Write the engine's state to memory and read it back, timed.
+fn time_snapshot(engine: &Engine, config: Config) {
+    let mut bytes = Vec::new();
+    let started = std::time::Instant::now();
+    engine.save(&mut bytes).expect("write to memory");
+    let saved = started.elapsed();
+    let started = std::time::Instant::now();
+    let now = Instant::from_micros(10_000_000_000);
+    let (restored, report) =
+        Engine::restore(config, &mut bytes.as_slice(), now).expect("a snapshot just written");
+    let loaded = started.elapsed();
+    assert_eq!(report.flows, engine.flow_count());
+    println!(
+        "snapshot_bytes={} bytes_per_session={} save={:.2}s restore={:.2}s restored_flows={}",
+        bytes.len(),
+        bytes.len() / engine.flow_count().max(1),
+        saved.as_secs_f64(),
+        loaded.as_secs_f64(),
+        restored.flow_count()
     );
 }
 

@@ -209,12 +209,14 @@ pub fn run(settings: &Settings, log_file: Option<&LogFile>) -> Result<(), Daemon
         // taken from the kernel.
         let backend = open_backend(&settings.backend, settings.netlink_timeout)?;
         described = backend.describe();
-        let state = state_file(settings, number, &backend.describe());
-        let engine = start_engine(number, settings, state.as_ref(), clock);
         let queue = Queue::open(number, &settings.queue).map_err(|error| DaemonError::Bind {
             queue: number,
             error,
         })?;
+        // Bound first: a daemon that cannot have the queue must not consume the state file.
+        // Packets wait in the kernel's queue while the state loads.
+        let state = state_file(settings, number, &backend.describe());
+        let engine = start_engine(number, settings, state.as_ref(), clock);
         let handle = match fault.take() {
             Some(fault) => spawn(
                 number,
