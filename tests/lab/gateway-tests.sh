@@ -20,6 +20,9 @@
 #            port; an unused expectation expires (daemon with --timeout 3)
 #   burst    200 passive transfers back to back on one control connection
 #   restart  daemon stopped and started in the middle of a session
+#   exact    what the kernel set holds: 8 PORT lines in one segment leave
+#            exactly the last 4 elements, none after QUIT; a 227+221 in one
+#            segment (scripted server) leaves none
 #
 # Output: one line per case, `ok|FAIL|n/a NAME (details)`, then the time of
 # each part and a summary.  Exit status 1 if any case failed.  Every client
@@ -40,7 +43,7 @@ export LAB_PREFIX=${LAB_PREFIX:-ftpalg-gt}
 # shellcheck source=tests/lab/lab.sh
 source "$HERE/lab.sh"
 
-GT_PARTS=${GT_PARTS:-alg kernel drop ipset pinhole burst restart}
+GT_PARTS=${GT_PARTS:-alg kernel drop ipset pinhole burst restart exact}
 GT_CASE_BUDGET=${GT_CASE_BUDGET:-40}
 GT_BURST=${GT_BURST:-200}
 PY=$LAB_SYS_PYTHON
@@ -56,6 +59,7 @@ declare -A CELL=()      # "variant server client mode family dir" -> label for t
 CELL_LABEL=             # set by a successful cell: "ok (227)", "ok", "blocked"
 PART_TIMES=()           # "part seconds"
 BURST_RESULT=
+KS_ROWS=()              # parts exact and flood: one docs table row per case
 
 MAIN_PID=$BASHPID
 cleanup() {
@@ -586,6 +590,187 @@ part_restart() {
     lab_fw_flush
 }
 
+# ------------------------------------------ exact: the kernel set, exactly
+# These cases read what the KERNEL holds (nft -j list set), not what the
+# daemon says it did.
+
+# set_elems SET: the elements of the gateway's nft set, one "SRC DST PORT"
+# line each, sorted by port; nothing for an empty set.
+set_elems() {
+    local json
+    json=$(LAB_CMD_TIMEOUT=10 lab_gw nft -j list set inet ftpalg "$1") || return 1
+    "$PY" "$HERE/lab_inspect.py" set-elems <<<"$json"
+}
+
+# wait_set_empty SET SECS: poll the set until it is empty, at most SECS
+# seconds; prints "at the first look (S s)" or "after N looks (S s)", S the
+# seconds until the look that found it empty ended (one look, a `nft -j
+# list set`, takes a few hundredths of a second), or "never ..." and
+# status 1.
+wait_set_empty() {
+    local set=$1 secs=$2 t0 e looks=0 t
+    t0=$(now)
+    while :; do
+        e=$(set_elems "$set") || { echo "unreadable"; return 1; }
+        looks=$((looks + 1))
+        if [[ -z $e ]]; then
+            t=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }')
+            if ((looks == 1)); then echo "at the first look ($t s)"; else echo "after $looks looks ($t s)"; fi
+            return 0
+        fi
+        if awk -v a="$t0" -v b="$(now)" -v s="$secs" 'BEGIN { exit !(b - a >= s) }'; then
+            echo "never (still $(wc -l <<<"$e") element(s) after $secs s)"
+            return 1
+        fi
+        sleep 0.02
+    done
+}
+
+# stat_of LINE NAME: a counter of a stats line (0 if absent).
+stat_of() {
+    local v
+    v=$(grep -oE "(^| )$2=[0-9]+" <<<"$1" | head -n 1 | cut -d= -f2)
+    echo "${v:-0}"
+}
+
+# log_since MARK: the daemon log lines after line MARK of LAB_ALG_LOG.
+log_since() { tail -n "+$(($1 + 1))" "$LAB_ALG_LOG"; }
+
+# capture_segments FILE: the control segments of a capture on veth-cli
+# (lab_inspect.py segments: "c2s|s2c LEN NLINES LINE|LINE...").
+capture_segments() { "$PY" "$HERE/lab_inspect.py" segments "$1" "$LAB_FTP_PORT"; }
+
+# Eight PORT lines in one segment (vsftpd): the set must hold exactly the
+# last 4 (--max-expectations 4), and after QUIT nothing, at once.  The net
+# effect of the one segment is 4 installs (the first 4 are superseded in
+# the same packet), so the kernel never held 8.
+case_eight_ports() {
+    local cap="$WORK/exact-ports.pcap" ports=() p elems n want got t_empty s0 s1 mark segs line
+    for p in $(seq 40001 40008); do ports+=("$p"); done
+    mark=$(wc -l <"$LAB_ALG_LOG")
+    s0=$(lab_alg_stats) || { DETAIL="no stats line before"; return 1; }
+    lab_capture_start "$cap" || { DETAIL="capture did not start"; return 1; }
+    if ! sess_open "$LAB_SRV_V4"; then lab_capture_stop; return 1; fi
+    if ! sess_cmd 10 ports "${ports[@]}"; then
+        DETAIL="8 pipelined PORT: $REPLY_LINE"
+        sess_kill; lab_capture_stop
+        return 1
+    fi
+    local replies=$REPLY_LINE
+    elems=$(set_elems expect4)
+    local sm
+    sm=$(lab_alg_stats) || { DETAIL="no stats line after the PORT lines"; sess_kill; lab_capture_stop; return 1; }
+    sess_cmd 10 quit
+    local quit=$REPLY_LINE
+    t_empty=$(wait_set_empty expect4 0.5)
+    local empty_rc=$?
+    sess_kill
+    lab_capture_stop 2>/dev/null
+    s1=$(lab_alg_stats) || { DETAIL="no stats line after"; return 1; }
+    segs=$(capture_segments "$cap")
+    line=$(grep -a '^c2s .*PORT ' <<<"$segs")
+    n=$(grep -c . <<<"$elems")
+    got=$(awk '{ print $3 }' <<<"$elems" | tr '\n' ' ')
+    got=${got% }
+    want="${ports[*]:4:4}"
+    local inst rem inst_m rem_m exps revs installs revokes
+    inst_m=$(($(stat_of "$sm" installed) - $(stat_of "$s0" installed)))
+    rem_m=$(($(stat_of "$sm" removed) - $(stat_of "$s0" removed)))
+    inst=$(($(stat_of "$s1" installed) - $(stat_of "$s0" installed)))
+    rem=$(($(stat_of "$s1" removed) - $(stat_of "$s0" removed)))
+    exps=$(($(stat_of "$s1" engine.expectations) - $(stat_of "$s0" engine.expectations)))
+    revs=$(($(stat_of "$s1" engine.revoked) - $(stat_of "$s0" engine.revoked)))
+    installs=$(log_since "$mark" | grep -ac ' install tcp .*trigger=PORT')
+    revokes=$(log_since "$mark" | grep -ac ' revoke tcp .*trigger=PORT')
+    DETAIL="PORT lines in one client segment: $(grep -c . <<<"$line") segment(s), $(awk '{ print $3 }' <<<"$line" | head -n 1) line(s), $(awk '{ print $2 }' <<<"$line" | head -n 1) bytes; replies $replies;"
+    DETAIL="$DETAIL expect4 while open: $n element(s), ports ${got:-none} (want $want);"
+    DETAIL="$DETAIL after QUIT ($quit): empty ${t_empty};"
+    DETAIL="$DETAIL daemon's kernel writes (installed/removed): $inst_m/$rem_m for the PORT segment, $inst/$rem in all;"
+    DETAIL="$DETAIL engine expectations=$exps revoked=$revs; log: $installs install, $revokes revoke lines"
+    KS_ROWS+=("| exact/eight-port-one-segment (vsftpd) | 8 PORT lines, ports 40001–40008, in one $(awk '{ print $2 }' <<<"$line" | head -n 1)-byte client segment | while open: $n elements, ports ${got// /, }; after the 221: empty ${t_empty} | installed=$inst_m removed=$rem_m for the PORT segment, $inst/$rem in all; engine.expectations=$exps engine.revoked=$revs |")
+    [[ $(grep -c . <<<"$line") -eq 1 && $(awk '{ print $3 }' <<<"$line") -eq 8 ]] || return 1
+    [[ $replies == "ok 200 200 200 200 200 200 200 200" ]] || return 1
+    [[ $n -eq 4 && $got == "$want" ]] || return 1
+    # Every element is the active-mode key server -> client:port.
+    [[ $(grep -c "^$LAB_SRV_V4 $LAB_CLI_V4 " <<<"$elems") -eq 4 ]] || { DETAIL="$DETAIL; wrong key in $elems"; return 1; }
+    [[ $quit == ok && $empty_rc -eq 0 ]] || return 1
+    # The kernel was written the net effect only: 4 installs, not 8.
+    [[ $inst_m -eq 4 && $inst -eq 4 ]]
+}
+
+# A pipelined PASV+QUIT answered by 227+221 in ONE segment (the scripted
+# server): the 227's element must not stay.  A lone PASV first shows that
+# this server's 227 does get a pinhole.
+case_pasv_quit() {
+    local cap="$WORK/exact-pasv-quit.pcap" p1 p2 elems1 t_empty mark segs s2c c2s logged s0 s1
+    mark=$(wc -l <"$LAB_ALG_LOG")
+    s0=$(lab_alg_stats) || { DETAIL="no stats line before"; return 1; }
+    lab_capture_start "$cap" || { DETAIL="capture did not start"; return 1; }
+    if ! sess_open "$LAB_SRV_V4"; then lab_capture_stop; return 1; fi
+    if ! sess_cmd 10 pasv; then
+        DETAIL="lone PASV: $REPLY_LINE"
+        sess_kill; lab_capture_stop
+        return 1
+    fi
+    p1=${REPLY_LINE#port }
+    elems1=$(set_elems expect4)
+    sess_cmd 10 pipe PASV QUIT
+    local piped=$REPLY_LINE
+    t_empty=$(wait_set_empty expect4 0.5)
+    local empty_rc=$?
+    sess_kill
+    lab_capture_stop 2>/dev/null
+    p2=${piped##* port }
+    s1=$(lab_alg_stats) || { DETAIL="no stats line after"; return 1; }
+    segs=$(capture_segments "$cap")
+    s2c=$(grep -aE '^s2c .*[ |]221 ' <<<"$segs" | head -n 1)
+    c2s=$(grep -a '^c2s .*QUIT' <<<"$segs" | head -n 1)
+    local ins rev
+    ins=$(log_since "$mark" | grep -ac " install tcp $LAB_CLI_V4 -> $LAB_SRV_V4:$p2 ")
+    rev=$(log_since "$mark" | grep -ac " revoke tcp $LAB_CLI_V4 -> $LAB_SRV_V4:$p2 .*reason=reset")
+    if ((ins == 1 && rev == 1)); then
+        logged="install and revoke (reset) of :$p2 both logged"
+    elif ((ins == 0 && rev == 0)); then
+        logged="neither install nor revoke of :$p2 logged"
+    else
+        logged="$ins install, $rev revoke line(s) for :$p2 (inconsistent)"
+    fi
+    DETAIL="lone PASV: port $p1, expect4 then: $(paste -sd';' <<<"$elems1");"
+    DETAIL="$DETAIL pipelined PASV+QUIT: $piped; client segment: ${c2s:-none}; server segment: ${s2c:-none};"
+    local inst rem
+    inst=$(($(stat_of "$s1" installed) - $(stat_of "$s0" installed)))
+    rem=$(($(stat_of "$s1" removed) - $(stat_of "$s0" removed)))
+    DETAIL="$DETAIL expect4 empty $t_empty; $logged; daemon's kernel writes: installed=$inst removed=$rem"
+    KS_ROWS+=("| exact/pasv-quit-one-segment (scripted server) | a lone PASV (227 :$p1), then PASV+QUIT in one client segment, answered by 227 (:$p2) + 221 in one $(awk '{ print $2 }' <<<"$s2c")-byte server segment | after the lone 227: 1 element (:$p1); after the 227+221 segment: empty ${t_empty} | installed=$inst removed=$rem (the 227 of the coalesced segment was never written); log: $logged |")
+    [[ $elems1 == "$LAB_CLI_V4 $LAB_SRV_V4 $p1" ]] || return 1
+    [[ $piped == "ok 227 221 port "* ]] || return 1
+    [[ $c2s == "c2s "*" 2 PASV|QUIT" ]] || return 1
+    [[ $s2c == "s2c "*" 2 227 "*"|221 "* ]] || return 1
+    [[ $empty_rc -eq 0 ]] || return 1
+    # Only the lone PASV's element was ever written: the coalesced 227's
+    # install and revocation cancel out within its packet.
+    ((ins == rev && ins <= 1 && inst == 1))
+}
+
+part_exact() {
+    lab_fw_load alg || { result FAIL exact/firewall "lab_fw_load alg failed"; return; }
+    if daemon_or_fail exact/daemon-start; then
+        if lab_start_server vsftpd 2>/dev/null; then
+            run_case exact/eight-port-one-segment/vsftpd case_eight_ports
+        else
+            result FAIL exact/vsftpd "server did not start"
+        fi
+        if lab_start_server scripted 2>/dev/null; then
+            run_case exact/pasv-quit-one-segment/scripted case_pasv_quit
+        else
+            result FAIL exact/scripted "server did not start"
+        fi
+        daemon_stop_check exact/daemon-stop
+    fi
+    lab_stop_server
+    lab_fw_flush
+}
+
 # ------------------------------------------------------------------ docs
 # docs/lab-results.md: the matrix for alg / kernel / drop.
 write_docs() {
@@ -675,6 +860,7 @@ main() {
     part pinhole part_pinhole
     part burst part_burst
     part restart part_restart
+    part exact part_exact
 
     exec 2>&3 3>&-
     echo "== time per part (s): $(printf '%s; ' "${PART_TIMES[@]}")"
