@@ -23,6 +23,9 @@
 #   exact    what the kernel set holds: 8 PORT lines in one segment leave
 #            exactly the last 4 elements, none after QUIT; a 227+221 in one
 #            segment (scripted server) leaves none
+#   flood    20,000 one-segment connections from the client to a silent
+#            address cannot evict a logged-in session or its pinhole
+#            (--max-flows 1000, the default limits, and no per-source cap)
 #
 # Output: one line per case, `ok|FAIL|n/a NAME (details)`, then the time of
 # each part and a summary.  Exit status 1 if any case failed.  Every client
@@ -43,7 +46,7 @@ export LAB_PREFIX=${LAB_PREFIX:-ftpalg-gt}
 # shellcheck source=tests/lab/lab.sh
 source "$HERE/lab.sh"
 
-GT_PARTS=${GT_PARTS:-alg kernel drop ipset pinhole burst restart exact}
+GT_PARTS=${GT_PARTS:-alg kernel drop ipset pinhole burst restart exact flood}
 GT_CASE_BUDGET=${GT_CASE_BUDGET:-40}
 GT_BURST=${GT_BURST:-200}
 PY=$LAB_SYS_PYTHON
@@ -771,6 +774,131 @@ part_exact() {
     lab_fw_flush
 }
 
+# ------------------------------------------------ flood: unproven flows
+# 20,000 one-segment "connections" (ACK|PSH, "NOOP\r\n", no handshake) from
+# the client's own address to FLOOD_DST:21, where nothing answers: the gateway
+# has a permanent neighbour entry for it on the server link, so the segments
+# leave veth-srv and the server's kernel drops them (another MAC).
+FLOOD_DST=203.0.113.99
+FLOOD_MAC=02:00:cb:00:71:99
+GT_FLOOD=${GT_FLOOD:-20000}
+# Segments per second.  Unpaced, the sender (~250,000/s) outruns the daemon
+# and the queue (--queue-maxlen 4096) overflows: the kernel then drops
+# segments the daemon never sees.  At this rate none is lost.
+GT_FLOOD_RATE=${GT_FLOOD_RATE:-20000}
+FLOOD_NAME=             # the current case and its daemon options, for the docs
+
+# nfq_counters: "queue_total queue_dropped user_dropped id_sequence" of queue
+# LAB_ALG_QUEUE in the gateway (/proc/net/netfilter/nfnetlink_queue).
+nfq_counters() {
+    LAB_CMD_TIMEOUT=5 lab_gw cat /proc/net/netfilter/nfnetlink_queue |
+        awk -v q="$LAB_ALG_QUEUE" '$1 == q { print $3, $6, $7, $8 }'
+}
+# srv_tx: packets sent by the gateway on its server-side link.
+srv_tx() { LAB_CMD_TIMEOUT=5 lab_gw cat "/sys/class/net/$LAB_GW_IF_SRV/statistics/tx_packets"; }
+ct_count() { LAB_CMD_TIMEOUT=5 lab_gw cat /proc/sys/net/netfilter/nf_conntrack_count; }
+_srv_tx_reached() { (($(srv_tx) >= $1)); }
+
+# case_flood MODE FIRST_SPORT: a logged-in vsftpd session holds a PASV
+# pinhole; GT_FLOOD segments (source ports FIRST_SPORT...) cross the
+# gateway; the pinhole must still be in expect4, the transfer over it must
+# succeed, and so must a new session.  MODE=cap: the per-source cap must
+# have absorbed the flood (flows_source_capped); MODE=evict (no cap, a small
+# table): the table must have evicted only unproven flows.
+case_flood() {
+    local mode=$1 sport=$2 port key elems0 elems1 nfq0 nfq1 tx0 tx1 ct0 ct1 sent t0 t_fwd st
+    sess_open "$LAB_SRV_V4" || return 1
+    sess_cmd 10 pasv || { DETAIL="pasv: $REPLY_LINE"; sess_kill; return 1; }
+    port=${REPLY_LINE#port }
+    key="$LAB_CLI_V4 $LAB_SRV_V4 $port"
+    elems0=$(set_elems expect4)
+    if [[ $elems0 != "$key" ]]; then
+        DETAIL="before the flood expect4 held '$(paste -sd';' <<<"$elems0")', want '$key'"
+        sess_kill
+        return 1
+    fi
+    nfq0=$(nfq_counters) tx0=$(srv_tx) ct0=$(ct_count)
+    t0=$(now)
+    sent=$(LAB_CMD_TIMEOUT=30 lab_cli "$PY" "$HERE/tcp_flood.py" "$LAB_CLI_V4" "$FLOOD_DST" \
+        --dport "$LAB_FTP_PORT" --count "$GT_FLOOD" --first-sport "$sport" --rate "$GT_FLOOD_RATE" 2>&1)
+    # Every segment must come out on the server link (the daemon accepted
+    # it); wait for the last verdict, at most 5 s.
+    _lab_wait_for 5 _srv_tx_reached "$((tx0 + GT_FLOOD))"
+    t_fwd=$(elapsed "$t0")
+    nfq1=$(nfq_counters) tx1=$(srv_tx) ct1=$(ct_count)
+    elems1=$(set_elems expect4)
+    sess_cmd 20 retr pub/file20k.bin
+    local xfer=$REPLY_LINE
+    local elems2 fresh
+    elems2=$(set_elems expect4)
+    sess_close
+    # Nothing else broke: a new session from the same client transfers.
+    rm -f "$WORK/flood-dl.bin"
+    LAB_CMD_TIMEOUT=15 lab_cli "${CURL_BASE[@]}" --disable-epsv -o "$WORK/flood-dl.bin" \
+        "ftp://$LAB_SRV_V4/pub/file20k.bin" 2>/dev/null
+    fresh=$( [[ -f $WORK/flood-dl.bin ]] && sha_of "$WORK/flood-dl.bin")
+    if [[ $fresh == "$(want_sha file20k.bin)" ]]; then fresh="sha256 ok"; else fresh="FAILED (${fresh:0:12})"; fi
+    st=$(lab_alg_stats)
+    local qd ud ids fwd capped evicted evp picked proven
+    read -r _ qd ud ids <<<"$nfq1"
+    ids=$((ids - $(awk '{ print $4 }' <<<"$nfq0")))
+    qd=$((qd - $(awk '{ print $2 }' <<<"$nfq0"))) ud=$((ud - $(awk '{ print $3 }' <<<"$nfq0")))
+    fwd=$((tx1 - tx0))
+    capped=$(stat_of "$st" engine.flows_source_capped)
+    evicted=$(stat_of "$st" engine.flows_evicted)
+    evp=$(stat_of "$st" engine.flows_evicted_proven)
+    picked=$(stat_of "$st" engine.picked_up)
+    proven=$(stat_of "$st" engine.flows_proven)
+    DETAIL="pinhole :$port in expect4 before; flood: ${sent:-no output}; queued $ids, queue drops $qd+$ud,"
+    DETAIL="$DETAIL veth-srv sent $fwd packets within $t_fwd s, conntrack +$((ct1 - ct0));"
+    DETAIL="$DETAIL expect4 after: $(paste -sd';' <<<"$elems1"); retr: ${xfer:0:40}; expect4 after retr: $(grep -c . <<<"$elems2") element(s); new curl session: $fresh;"
+    DETAIL="$DETAIL engine.picked_up=$picked flows_source_capped=$capped flows_evicted=$evicted flows_evicted_proven=$evp flows_proven=$proven flows=$(stat_of "$st" flows)"
+    local sendt=${sent#sent "$GT_FLOOD" in }
+    sendt=${sendt%%,*}
+    KS_ROWS+=("| $FLOOD_NAME | $GT_FLOOD one-segment connections sent in $sendt; the gateway's server link sent $fwd packets within $t_fwd s of the start; kernel queue drops $((qd + ud)); conntrack +$((ct1 - ct0)) | the session's pinhole :$port before and after the flood: $( [[ $elems1 == "$key" ]] && echo present || echo GONE); RETR over it: $( [[ $xfer == "ok 20480 "* ]] && echo sha256 ok || echo "${xfer:0:30}") | engine.picked_up=$picked flows_source_capped=$capped flows_evicted=$evicted flows_evicted_proven=$evp flows_proven=$proven flows=$(stat_of "$st" flows) |")
+    [[ $sent == "sent $GT_FLOOD "* ]] || return 1
+    ((fwd >= GT_FLOOD && qd + ud == 0 && picked >= GT_FLOOD)) || return 1
+    [[ $elems1 == "$key" ]] || return 1
+    [[ $xfer == "ok 20480 $(want_sha file20k.bin)" && -z $elems2 && $fresh == "sha256 ok" ]] || return 1
+    ((evp == 0 && proven >= 1)) || return 1
+    # At least 95% of the flood (19,000 of 20,000) was absorbed by the cap
+    # (expected: all but the source's 64), or by evicting unproven flows
+    # (expected: all but the 999 that fit beside the session).
+    case "$mode" in
+    cap) ((capped >= GT_FLOOD * 95 / 100 && evicted == 0)) ;;
+    evict) ((evicted >= GT_FLOOD * 95 / 100 && capped == 0)) ;;
+    esac
+}
+
+# flood_case NAME MODE FIRST_SPORT DAEMON_ARGS...: one daemon per case; the
+# flood's conntrack entries are deleted afterwards.
+flood_case() {
+    local name=$1 mode=$2 sport=$3
+    shift 3
+    daemon_or_fail "$name/daemon-start" "$@" || return
+    FLOOD_NAME="$name (${*:-default limits})"
+    run_case "$name" case_flood "$mode" "$sport"
+    lab_alg_stop
+    [[ $LAB_ALG_STATUS -eq 0 ]] || result FAIL "$name/daemon-stop" "exit status $LAB_ALG_STATUS"
+    LAB_CMD_TIMEOUT=30 lab_gw conntrack -D -d "$FLOOD_DST" >/dev/null 2>&1 || true
+}
+
+part_flood() {
+    lab_fw_load alg || { result FAIL flood/firewall "lab_fw_load alg failed"; return; }
+    LAB_CMD_TIMEOUT=5 lab_gw ip neigh replace "$FLOOD_DST" lladdr "$FLOOD_MAC" dev "$LAB_GW_IF_SRV" nud permanent ||
+        { result FAIL flood/neighbour "ip neigh replace $FLOOD_DST failed"; return; }
+    if lab_start_server vsftpd 2>/dev/null; then
+        flood_case flood/max-flows-1000 cap 20000 --max-flows 1000
+        flood_case flood/default-limits cap 40000
+        flood_case flood/no-source-cap-max-flows-1000 evict 20000 --max-flows 1000 --max-unproven-per-source 0
+        lab_stop_server
+    else
+        result FAIL flood/vsftpd "server did not start"
+    fi
+    LAB_CMD_TIMEOUT=5 lab_gw ip neigh del "$FLOOD_DST" dev "$LAB_GW_IF_SRV" 2>/dev/null || true
+    lab_fw_flush
+}
+
 # ------------------------------------------------------------------ docs
 # docs/lab-results.md: the matrix for alg / kernel / drop.
 write_docs() {
@@ -861,6 +989,7 @@ main() {
     part burst part_burst
     part restart part_restart
     part exact part_exact
+    part flood part_flood
 
     exec 2>&3 3>&-
     echo "== time per part (s): $(printf '%s; ' "${PART_TIMES[@]}")"
