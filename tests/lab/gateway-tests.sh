@@ -900,9 +900,13 @@ part_flood() {
 }
 
 # ------------------------------------------------------------------ docs
-# docs/lab-results.md: the matrix for alg / kernel / drop.
+# docs/lab-results.md: the matrix for alg / kernel / drop, the other cases,
+# the kernel-state table of the exact and flood parts, the part times.
+# A hand-written section of the existing file, from the line
+# "<!-- hand-written: kept by write_docs -->" to the end, is carried over.
 write_docs() {
-    local f="$REPO/docs/lab-results.md" server client mode fam dir key v a
+    local f="$REPO/docs/lab-results.md" server client mode fam dir key v a kept=
+    [[ -r $f ]] && kept=$(sed -n '/^<!-- hand-written: kept by write_docs -->$/,$p' "$f")
     {
         echo "# Gateway lab results"
         echo
@@ -943,6 +947,23 @@ write_docs() {
         grep -vE '^(ok|FAIL|n/a) (alg|kernel|drop)/(vsftpd|proftpd)/' "$WORK/results.txt" | grep -E '^(ok|FAIL|n/a) '
         echo '```'
         echo
+        if ((${#KS_ROWS[@]})); then
+            echo "## What the kernel held (parts exact and flood)"
+            echo
+            echo "These cases read the gateway's set (\`nft -j list set inet ftpalg expect4\`), the segments on"
+            echo "the wire (a capture on the gateway's client link), the counters of the kernel's queue, link and"
+            echo "conntrack table, and the bytes of a transfer, not only the daemon's log. \`installed\`/\`removed\`"
+            echo "count the elements the daemon wrote to and deleted from the kernel (the net effect of each"
+            echo "packet; a key installed and revoked within one packet is sent as a delete of an element the"
+            echo "kernel never held, and counted in \`removed\`). The flood is paced (GT_FLOOD_RATE, default"
+            echo "20,000/s): unpaced (about 250,000/s) it overflows the kernel's queue (\`--queue-maxlen 4096\`),"
+            echo "and the kernel drops segments the daemon never sees."
+            echo
+            echo "| case | sent | the kernel held | daemon counters |"
+            echo "| --- | --- | --- | --- |"
+            printf '%s\n' "${KS_ROWS[@]}"
+            echo
+        fi
         echo "Time of each part (seconds, 2 cores):"
         echo
         echo "| part | seconds |"
@@ -951,7 +972,11 @@ write_docs() {
         for pt in "${PART_TIMES[@]}"; do
             printf '| %s | %s |\n' "${pt% *}" "${pt##* }"
         done
-    } >"$f"
+        if [[ -n $kept ]]; then
+            echo
+            printf '%s\n' "$kept"
+        fi
+    } >"$f.new" && mv "$f.new" "$f"
     echo "wrote $f"
 }
 
