@@ -18,6 +18,14 @@ Runs under Debian's /usr/bin/python3 inside a lab namespace.
         burst N PATH         N times pasv + retr PATH; "ok N SECONDS" or
                              "fail I REASON" at the first failure
         noop                 NOOP; "ok"
+        ports P1 P2 ...      one PORT line per port (the control connection's
+                             own IPv4 address), all in ONE send(); reads one
+                             reply per line; "ok CODE CODE ..." if all are 2yz
+        pipe VERB VERB ...   the verbs (no arguments, e.g. PASV QUIT) as lines
+                             in ONE send(); reads one reply per line;
+                             "ok CODE CODE ..." (any codes), plus " port N"
+                             if one was 227/229; a session whose pipe ends
+                             with QUIT ends there
         quit                 QUIT and exit; "ok"
       Any failure answers "fail REASON" and the session goes on (or ends
       if the control connection is gone).
@@ -88,6 +96,29 @@ class Session:
         self.ftp.voidresp()
         return "ok %d %s" % (n, h.hexdigest())
 
+    def pipelined(self, lines):
+        """Send LINES in one send(); one reply each, without raising on 4yz/5yz."""
+        self.ftp.sock.sendall(b"".join(l.encode("ascii") + b"\r\n" for l in lines))
+        return [self.ftp.getmultiline() for _ in lines]
+
+    def ports(self, ports):
+        h = self.ftp.sock.getsockname()[0].replace(".", ",")
+        replies = self.pipelined(["PORT %s,%d,%d" % (h, p >> 8, p & 255) for p in ports])
+        codes = " ".join(r[:3] for r in replies)
+        if all(r[:1] == "2" for r in replies):
+            return "ok " + codes
+        return "fail replies " + codes
+
+    def pipe(self, verbs):
+        replies = self.pipelined(verbs)
+        out = "ok " + " ".join(r[:3] for r in replies)
+        for r in replies:
+            if r.startswith("227"):
+                out += " port %d" % ftplib.parse227(r)[1]
+            elif r.startswith("229"):
+                out += " port %d" % ftplib.parse229(r, (self.host, 21))[1]
+        return out
+
     def burst(self, count, path):
         start = time.monotonic()
         for i in range(count):
@@ -111,6 +142,10 @@ class Session:
             return connect_probe(self.host, int(words[1]), t)
         if cmd == "burst":
             return self.burst(int(words[1]), words[2])
+        if cmd == "ports":
+            return self.ports([int(w) for w in words[1:]])
+        if cmd == "pipe":
+            return self.pipe(words[1:])
         if cmd == "noop":
             self.ftp.voidcmd("NOOP")
             return "ok"
@@ -136,7 +171,7 @@ def session(args):
         except (OSError, EOFError, ftplib.Error) as e:
             answer = "fail %s: %s" % (type(e).__name__, e)
         print(answer, flush=True)
-        if words[0] == "quit":
+        if words[0] == "quit" or (words[0] == "pipe" and words[-1].upper() == "QUIT"):
             break
     return 0
 

@@ -5,7 +5,7 @@
 #   source tests/lab/lab.sh
 #   lab_install_deps            # apt packages + private proftpd/pure-ftpd
 #   lab_up                      # four namespaces, routing, no firewall
-#   lab_start_server vsftpd     # or proftpd | pureftpd | pyftpdlib
+#   lab_start_server vsftpd     # or proftpd | pureftpd | pyftpdlib | scripted
 #   lab_cli curl ...            # run a command in the client namespace
 #   lab_fw_load alg             # firewall in the gateway: alg | alg-ipset | kernel | drop
 #   lab_alg_start [ARGS...]     # ftp-alg run in the gateway (waits for "ready")
@@ -57,6 +57,10 @@
 #   which also connects as soon as PORT/EPRT arrives, before RETR/STOR).
 #   vsftpd and pyftpdlib use one [::] socket (IPv4 clients are
 #   IPv4-mapped), pure-ftpd separate 0.0.0.0 and [::] sockets, proftpd [::].
+#   `scripted` is not a real server: scripted_ftpd.py ([::]) accepts any
+#   login, answers PASV/EPSV and QUIT, and answers all the command lines of
+#   one read with one send() (so a pipelined PASV+QUIT gets 227+221 in one
+#   segment); it serves no files and opens no data connections.
 # * Client and server processes are pinned to CPU LAB_CPU (see below).
 # * The server namespace keeps no TIME_WAIT sockets (see lab_up).
 
@@ -183,7 +187,7 @@ _lab_wait_for() {
 
 # ------------------------------------------------------------ dependencies
 LAB_APT_PACKAGES=(vsftpd lftp tnftp python3-pyftpdlib tshark tcpdump ethtool iproute2 iputils-ping wget curl openssl
-                  util-linux nftables iptables ipset)
+                  util-linux nftables iptables ipset conntrack)
 LAB_DEB_PRIVATE=(proftpd-core pure-ftpd libsodium23 libpcre2-posix3 libhashkit2
                  libmemcached11 libmemcachedutil2 libhiredis0.14)
 
@@ -496,8 +500,14 @@ lab_start_server() {
         cmd=("$LAB_SYS_PYTHON" "$LAB_DIR/pyftpdlib_server.py" --root "$LAB_FTP_ROOT" --user "$LAB_FTP_USER"
              --password "$LAB_FTP_PASS" --port "$LAB_FTP_PORT" --passive "$LAB_PASV_MIN-$LAB_PASV_MAX")
         ;;
+    scripted)
+        # Not a real server: scripted_ftpd.py answers all the lines of one
+        # read in one send() (227+221 in one segment) and serves no data.
+        cmd=("$LAB_SYS_PYTHON" "$LAB_DIR/scripted_ftpd.py" --port "$LAB_FTP_PORT" --pasv-port "$LAB_PASV_MIN"
+             --pasv-count "$((LAB_PASV_MAX - LAB_PASV_MIN + 1))")
+        ;;
     *)
-        lab_log "unknown server '$name' (vsftpd|proftpd|pureftpd|pyftpdlib)"
+        lab_log "unknown server '$name' (vsftpd|proftpd|pureftpd|pyftpdlib|scripted)"
         return 1
         ;;
     esac
@@ -659,6 +669,32 @@ lab_alg_log() {
     [[ -r $LAB_ALG_LOG ]] || return 0
     tail -n "+$((LAB_ALG_MARK + 1))" "$LAB_ALG_LOG"
 }
+
+# lab_alg_pid: the daemon's own pid (the child of the `timeout` wrapper
+# LAB_ALG_PID; `ip netns exec` and `env` exec into it), or status 1.
+lab_alg_pid() {
+    lab_alg_running || return 1
+    local c
+    c=$(cat "/proc/$LAB_ALG_PID/task/$LAB_ALG_PID/children" 2>/dev/null) || return 1
+    c=${c%% *}
+    # The binary's name (a rebuilt binary reads "... (deleted)").
+    [[ -n $c && $(readlink "/proc/$c/exe" 2>/dev/null) == */"${FTPALG_BIN##*/}"* ]] || return 1
+    echo "$c"
+}
+
+# lab_alg_stats: SIGUSR1 to the running daemon (not to the wrapper, which
+# would die of it), then print the stats line it logs, without the log
+# prefix (at most 5 s; status 1 if none came).  With several queues, the
+# first queue's line.
+lab_alg_stats() {
+    local pid before
+    pid=$(lab_alg_pid) || { lab_log "lab_alg_stats: no running daemon"; return 1; }
+    before=$(lab_alg_log | grep -ac ': stats ')
+    kill -USR1 "$pid" || return 1
+    _lab_wait_for 5 _lab_alg_stats_after "$before" || { lab_log "lab_alg_stats: no stats line within 5 s"; return 1; }
+    lab_alg_log | grep -a ': stats ' | sed -n "$((before + 1))p" | sed -e 's/^\[[^]]*\] *//'
+}
+_lab_alg_stats_after() { (($(lab_alg_log | grep -ac ': stats ') > $1)); }
 
 # lab_alg_running: true while the daemon started by lab_alg_start lives.
 lab_alg_running() { [[ -n $LAB_ALG_PID ]] && kill -0 "$LAB_ALG_PID" 2>/dev/null; }
