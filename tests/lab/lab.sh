@@ -10,6 +10,7 @@
 #   lab_fw_load alg             # firewall in the gateway: alg | alg-ipset | kernel | drop
 #   lab_alg_start [ARGS...]     # ftp-alg run in the gateway (waits for "ready")
 #   lab_alg_stop                # SIGTERM, bounded wait, SIGKILL
+#   lab_alg_kill                # SIGKILL the daemon (a crash: no state file)
 #   lab_fw_flush                # back to a plain router
 #   lab_stop_server
 #   lab_down                    # idempotent; also safe when nothing exists
@@ -124,6 +125,8 @@ LAB_SYS_PYTHON=/usr/bin/python3
 
 # Per-lab state: FTP root, server configs, logs, pid files.
 LAB_STATE_DIR=${LAB_STATE_DIR:-/run/ftp-alg-lab/$LAB_PREFIX}
+# Where lab_alg_start's daemon leaves its state at a clean stop (ftp-alg run --state-dir).
+LAB_ALG_STATE=${LAB_ALG_STATE:-$LAB_STATE_DIR/alg-state}
 LAB_FTP_ROOT="$LAB_STATE_DIR/ftproot"     # pub/ (read-only), upload/ (writable)
 
 # Safety nets: a started server never outlives this many seconds, and each
@@ -593,6 +596,7 @@ lab_fw_load() {
     [[ -x $FTPALG_BIN ]] || { lab_log "FTPALG_BIN=$FTPALG_BIN is not executable (cargo build --release?)"; return 1; }
     _lab_ns_exists "$LAB_NS_GW" || { lab_log "lab is not up"; return 1; }
     lab_fw_flush || return 1
+    rm -rf "$LAB_ALG_STATE"
     file="$LAB_STATE_DIR/fw-$variant"
     _lab_t "$LAB_STEP_TIMEOUT" "$FTPALG_BIN" "${gen[@]}" >"$file" || {
         lab_log "'$FTPALG_BIN ${gen[*]}' failed"
@@ -644,6 +648,9 @@ lab_alg_start() {
         [[ $a == --backend || $a == --backend=* ]] && backend=given
     done
     [[ -n $backend ]] || args=(--backend nft)
+    # The lab's own state directory (lab_fw_load empties it: a new ruleset has empty sets).
+    [[ " $* " == *" --state-dir "* || " $* " == *" --no-state "* ]] ||
+        args+=(--state-dir "$LAB_ALG_STATE")
     args+=("$@")
     mkdir -p "$LAB_STATE_DIR" && touch "$LAB_ALG_LOG" || return 1
     LAB_ALG_MARK=$(wc -l <"$LAB_ALG_LOG")
@@ -686,6 +693,15 @@ lab_alg_pid() {
 # would die of it), then print the stats line it logs, without the log
 # prefix (at most 5 s; status 1 if none came).  With several queues, the
 # first queue's line.
+# lab_alg_kill: SIGKILL the daemon itself (a crash: no state is written), then reap it.
+lab_alg_kill() {
+    local pid
+    pid=$(lab_alg_pid) || { lab_log "lab_alg_kill: no running daemon"; return 1; }
+    kill -KILL "$pid" || return 1
+    _lab_wait_for 5 _lab_pid_gone "$pid" || return 1
+    wait "$LAB_ALG_PID" 2>/dev/null
+    LAB_ALG_PID=
+}
 lab_alg_stats() {
     local pid before
     pid=$(lab_alg_pid) || { lab_log "lab_alg_stats: no running daemon"; return 1; }
