@@ -252,19 +252,7 @@ impl<T> FlowTable<T> {
         self.tiers[tier as usize].len
     }
 
-    /// The tier of the flow under `key`.
-    pub fn tier_of(&self, key: &FlowKey) -> Option<Tier> {
-        let index = *self.index.get(key)?;
-        Some(self.slots[index as usize].tier)
-    }
 
-    /// Every flow with its key, tier, source and deadline, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = (FlowKey, &T, Tier, IpAddr, Instant)> {
-        self.slots.iter().filter_map(|slot| {
-            let value = slot.value.as_ref()?;
-            Some((slot.key, value, slot.tier, slot.source, slot.deadline))
-        })
-    }
 
     /// Every flow, tier by tier (spent, unproven, proven), least recently active first: the
     /// order that decides eviction (a snapshot keeps it).
@@ -280,10 +268,6 @@ impl<T> FlowTable<T> {
         })
     }
 
-    /// Every flow, in no particular order.
-    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut T> {
-        self.slots.iter_mut().filter_map(|slot| slot.value.as_mut())
-    }
 
     /// The bounds.
     pub fn limits(&self) -> Limits {

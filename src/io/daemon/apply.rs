@@ -39,7 +39,9 @@ pub struct ApplyCounters {
     pub installed: u64,
     /// Expectations the kernel did not take.
     pub install_errors: u64,
-    /// Expectations removed before their timeout.
+    /// Removals sent to the kernel. Some name an element it no longer holds (a data
+    /// connection used it), or never held (a key installed and revoked by the same packet's
+    /// actions, whose net effect is "absent"); the kernel skips those.
     pub removed: u64,
     /// Removals that failed.
     pub remove_errors: u64,
