@@ -8,13 +8,12 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::net::SocketAddr;
-use std::process::Command;
-use std::process::Stdio;
 
 use common::netns::inside;
+use common::netns::run;
 use common::netns::run_inner;
+use common::netns::run_stdin;
 use ftp_alg::config::Config;
 use ftp_alg::engine::Engine;
 use ftp_alg::io::backend::Backend;
@@ -53,7 +52,7 @@ fn inner_nft_set_equals_the_engine() {
     if !inside("inner_nft_set_equals_the_engine") {
         return;
     }
-    pipe("nft", &["-f", "-"], NFT_RULESET);
+    run_stdin("nft", &["-f", "-"], NFT_RULESET);
     let backend = NftBackend::new("ftpalg", "expect4", "expect6");
     let mut rig = Rig::new(Box::new(backend), nft_keys);
     every_scenario(&mut rig);
@@ -234,12 +233,7 @@ fn addr(text: &str) -> SocketAddr {
 
 fn logged_in(client: &str) -> Conversation {
     let mut c = Conversation::new(addr(client), addr("203.0.113.2:21"));
-    c.handshake()
-        .send(Server, b"220 ready\r\n")
-        .send(Client, b"USER u\r\n")
-        .send(Server, b"331 pw\r\n")
-        .send(Client, b"PASS p\r\n")
-        .send(Server, b"230 ok\r\n");
+    c.login();
     c
 }
 
@@ -295,29 +289,4 @@ fn ipset_keys() -> BTreeSet<String> {
         }
     }
     keys
-}
-
-fn run(program: &str, args: &[&str]) -> String {
-    let output = Command::new(program).args(args).output().unwrap();
-    assert!(
-        output.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
-
-fn pipe(program: &str, args: &[&str], input: &str) {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success(), "{program} {args:?}");
 }

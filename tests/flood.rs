@@ -34,12 +34,7 @@ fn idle_session_with_a_pinhole(engine: &mut Engine, client: &str) -> Conversatio
         data & 255
     );
     let mut c = Conversation::new(addr(client), addr("203.0.113.2:21"));
-    c.handshake()
-        .send(Server, b"220 ready\r\n")
-        .send(Client, b"USER u\r\n")
-        .send(Server, b"331 pw\r\n")
-        .send(Client, b"PASS p\r\n")
-        .send(Server, b"230 ok\r\n")
+    c.login()
         .send(Client, b"PASV\r\n")
         .send(Server, reply.as_bytes());
     for p in c.take_packets() {

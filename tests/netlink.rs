@@ -1,22 +1,19 @@
 //! Root tests of the kernel interfaces (`ftp_alg::io::{nfqueue, backend}`) against the
 //! real kernel, each in a private network namespace so the host is untouched.
 //!
-//! Each outer test (`socket_*`, `nft_*`, `ipset_*`, `nfqueue_*`) creates `ip netns add ftpalg-nl-…`,
+//! Each outer test (`socket_*`, `nft_*`, `ipset_*`, `nfqueue_*`) creates a namespace,
 //! re-runs this binary inside it with `ip netns exec NS <exe> --exact inner_… \
 //! --include-ignored`, and deletes the namespace afterwards, even on failure (a Drop
-//! guard). The `inner_*` tests are `#[ignore]`d and refuse to run outside their namespace.
+//! guard; `common::netns::run_inner`). The `inner_*` tests are `#[ignore]`d and refuse to run outside their namespace.
 //! Without root or the tools (nft, ipset, iptables, ip) every outer test says "skipped"
 //! on stderr. Only documentation addresses are used (RFC 5737, RFC 3849).
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::net::TcpStream;
 use std::net::UdpSocket;
 use std::num::NonZeroU16;
 use std::os::fd::AsFd;
-use std::process::Command;
-use std::process::Stdio;
 use std::thread;
 use std::time::Duration;
 use std::time::Instant;
@@ -45,8 +42,15 @@ use ftp_alg::io::nfqueue::QueueOptions;
 use ftp_alg::io::nfqueue::QueueVerdict;
 use ftp_alg::io::sys;
 
-/// Set by the outer test: the namespace the inner test runs in.
-const MARKER: &str = "FTPALG_NETLINK_NETNS";
+mod common;
+
+use common::netns::inside;
+use common::netns::run;
+use common::netns::run_inner;
+use common::netns::run_stdin;
+
+/// What the outer tests need to run.
+const TOOLS: [&str; 4] = ["nft", "ipset", "iptables", "ip"];
 
 const NFT_RULESET: &str = "
 table inet ftpalg {
@@ -59,67 +63,73 @@ table inet ftpalg {
 
 #[test]
 fn socket_unanswered_request_times_out_at_its_bound() {
-    in_private_netns("inner_socket_unanswered_request_times_out_at_its_bound");
+    run_inner(
+        "inner_socket_unanswered_request_times_out_at_its_bound",
+        &TOOLS,
+    );
 }
 
 #[test]
 fn socket_late_answer_is_not_taken_for_a_later_request() {
-    in_private_netns("inner_socket_late_answer_is_not_taken_for_a_later_request");
+    run_inner(
+        "inner_socket_late_answer_is_not_taken_for_a_later_request",
+        &TOOLS,
+    );
 }
 
 #[test]
 fn nft_install_list_refresh_remove() {
-    in_private_netns("inner_nft_install_list_refresh_remove");
+    run_inner("inner_nft_install_list_refresh_remove", &TOOLS);
 }
 
 #[test]
 fn nft_short_timeout_expires() {
-    in_private_netns("inner_nft_short_timeout_expires");
+    run_inner("inner_nft_short_timeout_expires", &TOOLS);
 }
 
 #[test]
 fn nft_check_reports_missing_and_wrong_sets() {
-    in_private_netns("inner_nft_check_reports_missing_and_wrong_sets");
+    run_inner("inner_nft_check_reports_missing_and_wrong_sets", &TOOLS);
 }
 
 #[test]
 fn nft_consume_rule_deletes_on_first_syn() {
-    in_private_netns("inner_nft_consume_rule_deletes_on_first_syn");
+    run_inner("inner_nft_consume_rule_deletes_on_first_syn", &TOOLS);
 }
 
 #[test]
 fn ipset_install_list_refresh_remove() {
-    in_private_netns("inner_ipset_install_list_refresh_remove");
+    run_inner("inner_ipset_install_list_refresh_remove", &TOOLS);
 }
 
 #[test]
 fn ipset_expiry_check_and_match() {
-    in_private_netns("inner_ipset_expiry_check_and_match");
+    run_inner("inner_ipset_expiry_check_and_match", &TOOLS);
 }
 
 #[test]
 fn nfqueue_accept_and_drop() {
-    in_private_netns("inner_nfqueue_accept_and_drop");
+    run_inner("inner_nfqueue_accept_and_drop", &TOOLS);
 }
 
 #[test]
 fn nfqueue_overrun_is_reported_and_survived() {
-    in_private_netns("inner_nfqueue_overrun_is_reported_and_survived");
+    run_inner("inner_nfqueue_overrun_is_reported_and_survived", &TOOLS);
 }
 
 #[test]
 fn nfqueue_second_bind_is_busy() {
-    in_private_netns("inner_nfqueue_second_bind_is_busy");
+    run_inner("inner_nfqueue_second_bind_is_busy", &TOOLS);
 }
 
 #[test]
 fn nfqueue_truncation_is_reported() {
-    in_private_netns("inner_nfqueue_truncation_is_reported");
+    run_inner("inner_nfqueue_truncation_is_reported", &TOOLS);
 }
 
 #[test]
 fn nfqueue_replaced_payload_is_delivered() {
-    in_private_netns("inner_nfqueue_replaced_payload_is_delivered");
+    run_inner("inner_nfqueue_replaced_payload_is_delivered", &TOOLS);
 }
 
 // ---- inner tests: the socket -------------------------------------------------------------
@@ -588,120 +598,6 @@ fn inner_nfqueue_replaced_payload_is_delivered() {
 }
 
 // ---- helpers -----------------------------------------------------------------------------
-
-/// The outer half: run `inner` in a fresh namespace, or say why it is skipped.
-fn in_private_netns(inner: &str) {
-    if let Some(missing) = missing_requirements() {
-        // Straight to stderr, past the test harness's capture: a skip is never silent.
-        let _ = writeln!(
-            std::io::stderr(),
-            "skipped {inner}: needs root and nft, ipset, iptables, ip ({missing})"
-        );
-        return;
-    }
-    let netns = Netns::create(inner);
-    let exe = std::env::current_exe().unwrap();
-    let output = Command::new("ip")
-        .args(["netns", "exec", &netns.name])
-        .arg(exe)
-        .args(["--exact", inner, "--include-ignored", "--nocapture"])
-        .env(MARKER, &netns.name)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success() && stdout.contains("1 passed"),
-        "{inner} failed inside netns {}:\n{stdout}\n{}",
-        netns.name,
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// The inner half's guard: true when running inside the namespace made for it.
-fn inside(name: &str) -> bool {
-    if std::env::var_os(MARKER).is_some() {
-        return true;
-    }
-    eprintln!(
-        "skipped {name}: it runs only inside the private network namespace its outer test creates"
-    );
-    false
-}
-
-fn missing_requirements() -> Option<String> {
-    if sys::effective_uid() != 0 {
-        return Some("not root".to_owned());
-    }
-    let missing: Vec<_> = ["nft", "ipset", "iptables", "ip"]
-        .into_iter()
-        .filter(|tool| {
-            Command::new(tool)
-                .arg("-V")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_err()
-        })
-        .collect();
-    (!missing.is_empty()).then(|| format!("missing {}", missing.join(", ")))
-}
-
-/// A network namespace, deleted on drop.
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn create(test: &str) -> Self {
-        let suffix: u32 = test
-            .bytes()
-            .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
-        let name = format!("ftpalg-nl-{}-{:08x}", std::process::id(), suffix);
-        run("ip", &["netns", "add", &name]);
-        let netns = Self { name };
-        run("ip", &["-n", &netns.name, "link", "set", "lo", "up"]);
-        netns
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
-
-fn run(program: &str, args: &[&str]) -> String {
-    let output = Command::new(program).args(args).output().unwrap();
-    assert!(
-        output.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
-
-fn run_stdin(program: &str, args: &[&str], input: &str) {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
 
 /// An `NLMSG_NOOP` request: the kernel skips it, and answers only if `flags` has
 /// `NLM_F_ACK` (netlink_rcv_skb in net/netlink/af_netlink.c).

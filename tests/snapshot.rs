@@ -62,12 +62,7 @@ fn turn() -> impl Strategy<Value = (Vec<u8>, Vec<u8>)> {
 /// span the restart).
 fn conversation(client: &str, turns: &[(Vec<u8>, Vec<u8>)], cut: usize) -> Vec<Packet> {
     let mut c = Conversation::new(addr(client), addr("203.0.113.2:21"));
-    c.handshake()
-        .send(Side::Server, b"220 ready\r\n")
-        .send(Side::Client, b"USER u\r\n")
-        .send(Side::Server, b"331 pw\r\n")
-        .send(Side::Client, b"PASS p\r\n")
-        .send(Side::Server, b"230 ok\r\n");
+    c.login();
     for (request, reply) in turns {
         c.send_split(Side::Client, request, &[cut % request.len()]);
         c.send_split(Side::Server, reply, &[cut % reply.len()]);

@@ -252,8 +252,6 @@ impl<T> FlowTable<T> {
         self.tiers[tier as usize].len
     }
 
-
-
     /// Every flow, tier by tier (spent, unproven, proven), least recently active first: the
     /// order that decides eviction (a snapshot keeps it).
     pub fn iter_by_activity(&self) -> impl Iterator<Item = (FlowKey, &T, Tier, IpAddr, Instant)> {
@@ -267,7 +265,6 @@ impl<T> FlowTable<T> {
             })
         })
     }
-
 
     /// The bounds.
     pub fn limits(&self) -> Limits {

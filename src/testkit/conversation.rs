@@ -100,6 +100,17 @@ impl Conversation {
         self
     }
 
+    /// Handshake, the server's greeting, and a login (`USER`/`331`/`PASS`/`230`): a session
+    /// that has proven to be FTP and is ready for commands.
+    pub fn login(&mut self) -> &mut Self {
+        self.handshake()
+            .send(Side::Server, b"220 (vsFTPd 3.0.3)\r\n")
+            .send(Side::Client, b"USER ftpalglab\r\n")
+            .send(Side::Server, b"331 Please specify the password.\r\n")
+            .send(Side::Client, b"PASS labpass\r\n")
+            .send(Side::Server, b"230 Login successful.\r\n")
+    }
+
     /// `side` sends `data` in one segment.
     pub fn send(&mut self, side: Side, data: &[u8]) -> &mut Self {
         self.send_split(side, data, &[])

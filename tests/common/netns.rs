@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::process::Command;
 use std::process::Output;
+use std::process::Stdio;
 
 /// A network namespace `ftpalg-<tag>-<pid>`, deleted on drop, even when the test fails.
 pub struct Netns(String);
@@ -109,4 +110,37 @@ fn short_tag(test: &str) -> String {
         .bytes()
         .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
     format!("in-{hash:08x}")
+}
+
+/// Run `program args`, which must succeed; its standard output.
+pub fn run(program: &str, args: &[&str]) -> String {
+    let output = Command::new(program).args(args).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Run `program args` with `input` on its standard input; it must succeed.
+pub fn run_stdin(program: &str, args: &[&str], input: &str) {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

@@ -98,14 +98,7 @@ fn session(i: usize) -> Vec<Packet> {
     let server: SocketAddr = "203.0.113.2:21".parse().expect("literal");
     let start = Instant::from_micros(1_000_000 + i as u64 * 10);
     let mut c = Conversation::new(client, server).starting_at(start);
-    c.handshake()
-        .send(Side::Server, b"220 (vsFTPd 3.0.3)\r\n")
-        .send(Side::Client, b"USER ftpalglab\r\n")
-        .send(Side::Server, b"331 Please specify the password.\r\n")
-        .send(Side::Client, b"PASS labpass\r\n")
-        .send(Side::Server, b"230 Login successful.\r\n")
-        .ack(Side::Client)
-        .wait(Duration::from_secs(1));
+    c.login().ack(Side::Client).wait(Duration::from_secs(1));
     c.take_packets()
 }
 

@@ -164,12 +164,7 @@ fn addr(text: &str) -> SocketAddr {
 
 fn logged_in(client: &str) -> Conversation {
     let mut c = Conversation::new(addr(client), addr("203.0.113.2:21"));
-    c.handshake()
-        .send(Server, b"220 ready\r\n")
-        .send(Client, b"USER u\r\n")
-        .send(Server, b"331 pw\r\n")
-        .send(Client, b"PASS p\r\n")
-        .send(Server, b"230 ok\r\n");
+    c.login();
     c
 }
 
