@@ -23,6 +23,7 @@ use ftp_alg::io::daemon::apply::Applier;
 use ftp_alg::testkit::conversation::Conversation;
 use ftp_alg::testkit::conversation::Side::Client;
 use ftp_alg::testkit::conversation::Side::Server;
+use ftp_alg::testkit::conversation::logged_in;
 use ftp_alg::time::Instant;
 
 const NFT_RULESET: &str = "
@@ -229,12 +230,6 @@ impl Rig {
 
 fn addr(text: &str) -> SocketAddr {
     text.parse().unwrap()
-}
-
-fn logged_in(client: &str) -> Conversation {
-    let mut c = Conversation::new(addr(client), addr("203.0.113.2:21"));
-    c.login();
-    c
 }
 
 fn close(c: &mut Conversation) {

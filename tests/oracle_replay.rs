@@ -37,17 +37,10 @@ fn addr(text: &str) -> SocketAddr {
 /// `syns` times (retransmissions carry the same ISN), then closes.
 fn passive_session(client: &str, start: Instant, isn: u32, syns: usize) -> Conversation {
     let mut c = Conversation::new(addr(client), addr(SERVER)).starting_at(start);
-    c.handshake()
-        .send(Server, b"220 (vsFTPd 3.0.3)\r\n")
-        .send(Client, b"USER anonymous\r\n")
-        .send(Server, b"331 Please specify the password.\r\n")
-        .send(Client, b"PASS guest@\r\n")
-        .send(Server, b"230 Login successful.\r\n")
-        .send(Client, b"PASV\r\n")
-        .send(
-            Server,
-            b"227 Entering Passive Mode (203,0,113,2,195,80).\r\n",
-        );
+    c.login().send(Client, b"PASV\r\n").send(
+        Server,
+        b"227 Entering Passive Mode (203,0,113,2,195,80).\r\n",
+    );
     let mut data = Conversation::new(addr(DATA_CLIENT), addr(DATA_SERVER)).with_isns(isn, 9000);
     data.handshake().fin(Client).fin(Server);
     let data = data.take_packets();

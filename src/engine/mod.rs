@@ -147,11 +147,8 @@ impl Engine {
     /// each one still alive, and the engine holds none afterwards.
     pub fn revoke_everything(&mut self, now: Instant) {
         self.now = self.now.max(now);
-        let owners: Vec<FlowKey> = self.expectations.iter().map(|e| e.owner()).collect();
-        for owner in owners {
-            for expectation in self.expectations.remove_owner(owner) {
-                self.revoke(expectation, Revocation::Shutdown);
-            }
+        for expectation in self.expectations.remove_all() {
+            self.revoke(expectation, Revocation::Shutdown);
         }
     }
 

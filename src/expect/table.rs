@@ -152,6 +152,14 @@ impl ExpectationTable {
         keys.iter().filter_map(|key| self.detach(key)).collect()
     }
 
+    /// Remove every expectation.
+    pub fn remove_all(&mut self) -> Vec<Expectation> {
+        self.owners.clear();
+        self.clients.clear();
+        self.expiry.clear();
+        self.entries.drain().map(|(_, e)| e).collect()
+    }
+
     /// Forget the expectations whose lifetime is over at `now` (the kernel timed them out);
     /// returns them.
     pub fn expire(&mut self, now: Instant) -> Vec<Expectation> {

@@ -8,6 +8,8 @@
 //! since it speaks of bytes the other side sent earlier. Does not own: policy, expectations
 //! (`expect::table`), or what happens to the kernel (see `engine`).
 
+pub(crate) mod snapshot;
+
 use crate::config::Config;
 use crate::flow::Control;
 use crate::flow::Direction;
@@ -432,8 +434,6 @@ impl ControlFlow {
         out.framed.clear();
     }
 }
-
-pub(crate) mod snapshot;
 
 impl Half {
     /// Stop reading this direction (the session is encrypted or poisoned): free its buffers.

@@ -245,6 +245,17 @@ impl Conversation {
     }
 }
 
+/// A session of `client` (an `address:port` literal) with the FTP server 203.0.113.2:21,
+/// past its handshake, greeting and login ([`Conversation::login`]).
+pub fn logged_in(client: &str) -> Conversation {
+    // NOTE(unwrap): a test helper; callers pass literal addresses.
+    let client: SocketAddr = client.parse().expect("a socket address literal");
+    let server = SocketAddr::from(([203, 0, 113, 2], 21));
+    let mut c = Conversation::new(client, server);
+    c.login();
+    c
+}
+
 /// A data connection's opening SYN from `src` to `dst`.
 pub fn syn(src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
     tcp(

@@ -150,6 +150,10 @@ fn removal_by_announcement_by_command_order_and_by_owner() {
     );
     assert_eq!(ports(&t.remove_owner(owner)), vec![5003]);
     assert!(t.is_empty());
+    t.install(exp(2, 40000, 5004, 7, 0)).unwrap();
+    t.install(exp(3, 40001, 5005, 1, 0)).unwrap();
+    assert_eq!(ports(&t.remove_all()), vec![5004, 5005]);
+    assert!(t.is_empty() && t.next_expiry().is_none());
     assert_eq!(t.held_by_client(IpAddr::from([198, 51, 100, 2])), 0);
 }
 

@@ -1,7 +1,7 @@
 //! [`Applier`]: the engine's actions carried out on a backend, so that the kernel set holds
 //! exactly the engine's expectations after every packet.
 //!
-//! Owns: draining the actions (one log line each, within the [`LogBudget`]), reducing them to
+//! Owns: draining the actions (one log line each, within the log budget, `ratelimit`), reducing them to
 //! their net effect per key ([`SetDelta`]; the engine may emit `Install(k5)` then
 //! `Remove(k1)`, or `Install(k)` then `Remove(k)`, and the net effect is what the kernel must
 //! end up with), carrying that out in one backend call (one nf_tables transaction), and

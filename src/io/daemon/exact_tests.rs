@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::Mutex;
 
@@ -24,6 +23,7 @@ use crate::io::backend::Element;
 use crate::testkit::conversation::Conversation;
 use crate::testkit::conversation::Side::Client;
 use crate::testkit::conversation::Side::Server;
+use crate::testkit::conversation::logged_in;
 
 /// The kernel set as a model: elements and their timeouts, an optional size (nft `size`; an
 /// install batch that does not fit is refused whole, as an nf_tables transaction is).
@@ -156,16 +156,6 @@ impl Rig {
             .copied()
             .collect()
     }
-}
-
-fn addr(text: &str) -> SocketAddr {
-    text.parse().unwrap()
-}
-
-fn logged_in(client: &str) -> Conversation {
-    let mut c = Conversation::new(addr(client), addr("203.0.113.2:21"));
-    c.login();
-    c
 }
 
 fn bytes(c: &mut Conversation) -> Vec<Vec<u8>> {

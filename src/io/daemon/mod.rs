@@ -8,6 +8,7 @@
 //! Signals: SIGTERM and SIGINT stop the workers cleanly (each unbinds its queue; with
 //! `--cleanup` live expectations are removed, otherwise they time out in the kernel). SIGHUP
 //! reopens the log file and checks the backend's sets again. SIGUSR1 logs the counters. A
+//! clean stop leaves each queue's state for the next start (`state`); without one, a
 //! restarted daemon picks running control connections up mid-stream.
 
 pub mod apply;

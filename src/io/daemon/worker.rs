@@ -4,13 +4,10 @@
 //! judges the packet; every expectation it asks for is written to the kernel and
 //! acknowledged; only then is the verdict that releases the packet given. The peer cannot
 //! learn the announced endpoint before its pinhole exists, so the data connection's SYN can
-//! never beat it. A packet's changes to the set are reduced to their net effect per key
-//! ([`SetDelta`]) and carried out in one backend call, so that after every verdict the kernel
-//! set holds exactly the engine's expectations ([`Engine::expectations`]); an install the
-//! kernel refuses is reported back to the engine, which withdraws it (and retries it when the
-//! announcing segment is retransmitted). Also: timers (the engine's `poll_timeout`), commands
-//! from the signal thread, the worker's counters, and how many log lines peers may cause
-//! ([`LogBudget`]).
+//! never beat it. The actions are carried out by the [`Applier`], so that after every verdict
+//! the kernel set holds exactly the engine's expectations ([`Engine::expectations`]). Also:
+//! timers (the engine's `poll_timeout`), commands from the signal thread, the worker's
+//! counters, and, at a clean stop, the state file for the next start.
 
 use std::io;
 use std::io::Read;
