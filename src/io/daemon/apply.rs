@@ -1,10 +1,10 @@
 //! [`Applier`]: the engine's actions carried out on a backend, so that the kernel set holds
 //! exactly the engine's expectations after every packet.
 //!
-//! Owns: draining the actions (one log line each, within the log budget, `ratelimit`), reducing them to
-//! their net effect per key ([`SetDelta`]; the engine may emit `Install(k5)` then
-//! `Remove(k1)`, or `Install(k)` then `Remove(k)`, and the net effect is what the kernel must
-//! end up with), carrying that out in one backend call (one nf_tables transaction), and
+//! Owns: draining the actions (one log line each, within the log budget of `ratelimit`),
+//! reducing them to their net effect per key ([`SetDelta`]; the engine may emit
+//! `Install(k5)` then `Remove(k1)`, or `Install(k)` then `Remove(k)`, and the net effect is
+//! what the kernel must end up with), carrying that out in one backend call (one nf_tables transaction), and
 //! telling the engine which installs the kernel refused ([`Engine::handle_install_error`]):
 //! it withdraws them and queues their removal, which is carried out at once. The counters of
 //! what reached the kernel. Used by the daemon's worker for every packet and timer, and by the
