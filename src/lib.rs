@@ -42,6 +42,7 @@ pub mod expect;
 pub mod flow;
 pub mod ftp;
 pub mod io;
+pub mod nat;
 pub mod oracle;
 pub mod policy;
 pub mod rules;

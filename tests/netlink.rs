@@ -623,6 +623,7 @@ fn acked(seqs: &[u32]) -> Expect<'_> {
 
 fn element(src: &str, dst: &str, port: u16, timeout_ms: u64) -> Element {
     Element {
+        nat: None,
         key: DataKey {
             src: src.parse().unwrap(),
             dst: dst.parse().unwrap(),

@@ -204,6 +204,7 @@ impl Engine {
         match policy::judge(&self.config, &control, trigger, announced) {
             Ok(data) => {
                 let expectation = Expectation {
+                    nat: None,
                     key: data,
                     control,
                     trigger,

@@ -24,6 +24,7 @@ use std::num::NonZeroU16;
 use crate::config::Config;
 use crate::expect::DataKey;
 use crate::expect::Expectation;
+use crate::expect::NatMapping;
 use crate::expect::Revocation;
 use crate::flow::FlowId;
 use crate::flow::FlowKey;
@@ -43,7 +44,7 @@ use super::Engine;
 /// The first bytes of an engine snapshot.
 pub const MAGIC: &[u8; 8] = b"FTPALGSN";
 /// The format version this build writes and reads.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 /// Connections or expectations a snapshot may list at most.
 const MAX_ITEMS: usize = 1 << 24;
 /// The longest expectation lifetime a snapshot may carry (the command line allows a day).
@@ -210,7 +211,15 @@ fn save_expectation(e: &mut Encoder<'_>, x: &Expectation) -> io::Result<()> {
     e.instant(x.created)?;
     e.duration(x.lifetime)?;
     e.u64(x.origin.0.0)?;
-    e.u64(x.origin.1.0)
+    e.u64(x.origin.1.0)?;
+    match x.nat {
+        None => e.u8(0),
+        Some(nat) => {
+            e.u8(1)?;
+            e.ip(nat.public)?;
+            e.u16(nat.port.get())
+        }
+    }
 }
 
 fn load_expectation(d: &mut Decoder<'_>) -> Result<Expectation, SnapshotError> {
@@ -224,6 +233,18 @@ fn load_expectation(d: &mut Decoder<'_>) -> Result<Expectation, SnapshotError> {
     let created = d.instant()?;
     let lifetime = d.duration()?;
     let origin = (FlowId(d.u64()?), AnnouncementId(d.u64()?));
+    let nat = match d.u8()? {
+        0 => None,
+        1 => {
+            let public = d.ip()?;
+            let port = NonZeroU16::new(d.u16()?).ok_or(SnapshotError::Invalid("nat port"))?;
+            if public.is_ipv4() != dst.is_ipv4() {
+                return Err(SnapshotError::Invalid("nat address"));
+            }
+            Some(NatMapping { public, port })
+        }
+        _ => return Err(SnapshotError::Invalid("nat tag")),
+    };
     let same_family = [dst, control.client.ip(), control.server.ip()]
         .iter()
         .all(|a| a.is_ipv4() == src.is_ipv4());
@@ -238,6 +259,7 @@ fn load_expectation(d: &mut Decoder<'_>) -> Result<Expectation, SnapshotError> {
         created,
         lifetime,
         origin,
+        nat,
     })
 }
 

@@ -12,21 +12,36 @@ use std::collections::HashMap;
 
 use super::DataKey;
 use super::Expectation;
+use super::NatMapping;
 use crate::action::Action;
 
 /// The net change to the expectation set, per key, in first-touched order.
 #[derive(Debug, Default, Clone)]
 pub struct SetDelta {
     order: Vec<DataKey>,
-    last: HashMap<DataKey, Option<Expectation>>,
+    last: HashMap<DataKey, Final>,
+}
+
+/// The last word on one key.
+#[derive(Debug, Clone)]
+enum Final {
+    /// Present with this expectation.
+    Present(Expectation),
+    /// Absent; the NAT mapping the removed expectation had, if any (its map element goes too).
+    Absent(Option<NatMapping>),
 }
 
 impl SetDelta {
     /// Take one action into account (notes and refusals change nothing).
     pub fn push(&mut self, action: &Action) {
         match action {
-            Action::Install(expectation) => self.set(expectation.key, Some(expectation.clone())),
-            Action::Remove(removal) => self.set(removal.expectation.key, None),
+            Action::Install(expectation) => {
+                self.set(expectation.key, Final::Present(expectation.clone()))
+            }
+            Action::Remove(removal) => {
+                let nat = removal.expectation.nat;
+                self.set(removal.expectation.key, Final::Absent(nat))
+            }
             Action::Note(_) | Action::Refuse(_) => {}
         }
     }
@@ -37,19 +52,24 @@ impl SetDelta {
         self.last.clear();
     }
 
-    /// Keys that must end up absent.
-    pub fn removals(&self) -> impl Iterator<Item = DataKey> + '_ {
+    /// Keys that must end up absent, with the NAT mapping whose map element goes with them.
+    pub fn removals(&self) -> impl Iterator<Item = (DataKey, Option<NatMapping>)> + '_ {
         self.order
             .iter()
-            .filter(|key| matches!(self.last.get(key), Some(None)))
-            .copied()
+            .filter_map(|key| match self.last.get(key) {
+                Some(Final::Absent(nat)) => Some((*key, *nat)),
+                _ => None,
+            })
     }
 
     /// Expectations that must end up present, with their lifetimes.
     pub fn installs(&self) -> impl Iterator<Item = &Expectation> + '_ {
         self.order
             .iter()
-            .filter_map(|key| self.last.get(key).and_then(Option::as_ref))
+            .filter_map(|key| match self.last.get(key) {
+                Some(Final::Present(expectation)) => Some(expectation),
+                _ => None,
+            })
     }
 
     /// True when nothing changes.
@@ -57,7 +77,7 @@ impl SetDelta {
         self.order.is_empty()
     }
 
-    fn set(&mut self, key: DataKey, state: Option<Expectation>) {
+    fn set(&mut self, key: DataKey, state: Final) {
         if self.last.insert(key, state).is_none() {
             self.order.push(key);
         }
@@ -101,7 +121,7 @@ mod tests {
         // Remove(k) then Install(k): present.
         d.push(&remove(5003));
         d.push(&Action::Install(exp(5003)));
-        assert_eq!(ports(d.removals()), vec![5001, 5002]);
+        assert_eq!(ports(d.removals().map(|(key, _)| key)), vec![5001, 5002]);
         assert_eq!(ports(d.installs().map(|e| e.key)), vec![5005, 5003]);
         d.clear();
         assert!(d.is_empty());

@@ -39,6 +39,18 @@ pub struct DataKey {
     pub dport: NonZeroU16,
 }
 
+/// The public face of an expected data connection behind NAT: its first packet arrives for
+/// `public`:`port` and the gateway translates it to the key's `dst`:`dport` (the private
+/// endpoint the announcement named before it was rewritten). The kernel holds it as an
+/// element of the NAT map, keyed `src . public . port`, beside the set element.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NatMapping {
+    /// The address the peer was told (the rewritten announcement's).
+    pub public: IpAddr,
+    /// The port the peer was told.
+    pub port: NonZeroU16,
+}
+
 /// One expected data connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expectation {
@@ -56,6 +68,8 @@ pub struct Expectation {
     pub lifetime: Duration,
     /// Which control connection and announcement it came from.
     pub origin: (FlowId, AnnouncementId),
+    /// Its public face when the announcement was rewritten for NAT.
+    pub nat: Option<NatMapping>,
 }
 
 /// Why an expectation is revoked before its lifetime ends.

@@ -25,6 +25,7 @@ pub fn passive_expectation(
         server: std::net::SocketAddr::from(([203, 0, 113, 2], 21)),
     };
     Expectation {
+        nat: None,
         key: DataKey {
             src: control.client.ip(),
             dst: control.server.ip(),

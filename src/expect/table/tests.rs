@@ -32,6 +32,7 @@ fn exp(client: u8, cport: u16, dport: u16, id: u64, created: u64) -> Expectation
         server: SocketAddr::from(([203, 0, 113, 2], 21)),
     };
     Expectation {
+        nat: None,
         key: DataKey {
             src: control.client.ip(),
             dst: control.server.ip(),

@@ -22,6 +22,7 @@ mod wire_oracle;
 use std::time::Duration;
 
 use crate::expect::DataKey;
+use crate::expect::NatMapping;
 
 pub use error::BackendError;
 pub use ipset::IpsetBackend;
@@ -39,6 +40,8 @@ pub struct Element {
     pub key: DataKey,
     /// How long the kernel keeps the element.
     pub timeout: Duration,
+    /// The data connection's public face behind NAT: an element of the NAT map too.
+    pub nat: Option<NatMapping>,
 }
 
 /// A place in the kernel that holds expectations.

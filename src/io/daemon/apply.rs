@@ -13,6 +13,7 @@
 use crate::action::Action;
 use crate::engine::Engine;
 use crate::expect::DataKey;
+use crate::expect::NatMapping;
 use crate::expect::delta::SetDelta;
 use crate::io::backend::Applied;
 use crate::io::backend::Backend;
@@ -97,12 +98,12 @@ impl Applier {
         let removals: Vec<Element> = self
             .delta
             .removals()
-            .map(|key| element(key, Duration::from_micros(0)))
+            .map(|(key, nat)| element(key, nat, Duration::from_micros(0)))
             .collect();
         let installs: Vec<Element> = self
             .delta
             .installs()
-            .map(|e| element(e.key, e.expires().saturating_since(now)))
+            .map(|e| element(e.key, e.nat, e.expires().saturating_since(now)))
             .collect();
         let Applied {
             install_error,
@@ -174,9 +175,10 @@ impl ApplyCounters {
 }
 
 /// A key as a backend element with `timeout` left.
-pub(crate) fn element(key: DataKey, timeout: Duration) -> Element {
+pub(crate) fn element(key: DataKey, nat: Option<NatMapping>, timeout: Duration) -> Element {
     Element {
         key,
+        nat,
         timeout: std::time::Duration::from_micros(timeout.as_micros()),
     }
 }

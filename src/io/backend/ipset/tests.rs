@@ -8,6 +8,7 @@ use crate::io::backend::wire_oracle::nla;
 
 fn element(src: &str, dst: &str, port: u16, timeout: Duration) -> Element {
     Element {
+        nat: None,
         key: DataKey {
             src: src.parse().unwrap(),
             dst: dst.parse().unwrap(),

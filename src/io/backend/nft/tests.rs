@@ -26,6 +26,7 @@ fn concatenated_keys_pad_every_field_to_four_bytes() {
 #[test]
 fn newsetelem_is_byte_exact() {
     let element = Element {
+        nat: None,
         key: key("198.51.100.2", "203.0.113.2", 40123),
         timeout: Duration::from_millis(7500),
     };
@@ -69,6 +70,7 @@ fn newsetelem_is_byte_exact() {
 #[test]
 fn delsetelem_has_no_timeout_and_no_create() {
     let element = Element {
+        nat: None,
         key: key("2001:db8::2", "2001:db8::3", 50000),
         timeout: Duration::from_secs(1),
     };
@@ -160,6 +162,7 @@ fn refusals_say_what_to_do() {
 fn mixed_families_are_refused_before_sending() {
     let mut backend = NftBackend::new("ftpalg", "expect4", "expect6");
     let element = Element {
+        nat: None,
         key: key("198.51.100.2", "2001:db8::1", 21),
         timeout: Duration::from_secs(1),
     };
