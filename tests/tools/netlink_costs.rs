@@ -143,6 +143,7 @@ fn time_per(count: usize, work: impl FnOnce()) -> Duration {
 
 fn element(port: u16) -> Element {
     Element {
+        nat: None,
         key: DataKey {
             src: Ipv4Addr::new(198, 51, 100, 2).into(),
             dst: Ipv4Addr::new(203, 0, 113, 2).into(),
