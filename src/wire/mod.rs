@@ -2,9 +2,11 @@
 //!
 //! Owns: the trust boundary for packet bytes (parsing is done once, here, with etherparse's
 //! zero-copy slices), TCP sequence-number arithmetic ([`SeqNumber`]) and TCP control flags
-//! ([`Control`]). Does not own: link layers (the capture shell strips them) or any decision
-//! about what a segment means.
+//! ([`Control`]), and the incremental [`checksum`] that NAT needs. Does not own: link layers
+//! (the capture shell strips them) or any decision about what a segment means or how NAT
+//! shifts its numbers.
 
+pub mod checksum;
 mod segment;
 mod seq;
 
