@@ -2,19 +2,21 @@
 //!
 //! Owns: the trust boundary for packet bytes (parsing is done once, here, with etherparse's
 //! zero-copy slices), TCP sequence-number arithmetic ([`SeqNumber`]) and TCP control flags
-//! ([`Control`]), and the incremental [`checksum`] that NAT needs. Does not own: link layers
-//! (the capture shell strips them) or any decision about what a segment means or how NAT
-//! shifts its numbers.
+//! ([`Control`]), and the mutable view [`TcpPacket`] with the incremental [`checksum`] that
+//! NAT needs. Does not own: link layers (the capture shell strips them) or any decision about
+//! what a segment means or how NAT shifts its numbers.
 
 pub mod checksum;
 mod segment;
 mod seq;
+mod tcp;
 
 pub use segment::Control;
 pub use segment::Datagram;
 pub use segment::Segment;
 pub use segment::parse;
 pub use seq::SeqNumber;
+pub use tcp::TcpPacket;
 
 use std::fmt;
 

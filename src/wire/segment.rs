@@ -130,6 +130,13 @@ impl<'a> Segment<'a> {
         self.payload_offset
     }
 
+    /// Where the TCP header starts inside the datagram (after the IP header and any IPv4
+    /// options or IPv6 extension headers).
+    pub fn header_offset(&self) -> usize {
+        // The payload follows the header in the same buffer, so this cannot underflow.
+        self.payload_offset - self.tcp.header_slice().len()
+    }
+
     /// Whether the TCP checksum (RFC 9293 §3.1, pseudo-header included) is right; `None`
     /// when it cannot be checked because the datagram was cut short.
     pub fn checksum_ok(&self) -> Option<bool> {
@@ -211,6 +218,7 @@ mod tests {
         assert_eq!(seg.payload(), b"PORT 198,51,100,2,4,1\r\n");
         assert_eq!(seg.wire_len(), 23);
         assert_eq!(seg.payload_offset(), 40);
+        assert_eq!(seg.header_offset(), 20);
         assert_eq!(seg.checksum_ok(), Some(true));
     }
 
@@ -253,6 +261,7 @@ mod tests {
         assert_eq!(seg.control(), Control::Syn);
         assert_eq!(seg.ack(), None);
         assert_eq!(seg.payload_offset(), 68);
+        assert_eq!(seg.header_offset(), 48);
     }
 
     #[test]
