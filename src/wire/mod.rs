@@ -2,15 +2,18 @@
 //!
 //! Owns: the trust boundary for packet bytes (parsing is done once, here, with etherparse's
 //! zero-copy slices), TCP sequence-number arithmetic ([`SeqNumber`]) and TCP control flags
-//! ([`Control`]), and the mutable view [`TcpPacket`] with the incremental [`checksum`] that
-//! NAT needs. Does not own: link layers (the capture shell strips them) or any decision about
-//! what a segment means or how NAT shifts its numbers.
+//! ([`Control`]), and rewriting a segment for NAT ([`rewrite_segment`], over the mutable view
+//! [`TcpPacket`] and the incremental [`checksum`]). Does not own: link layers (the capture shell
+//! strips them) or any decision about what a segment means or how NAT shifts its numbers.
 
 pub mod checksum;
+mod rewrite;
 mod segment;
 mod seq;
 mod tcp;
 
+pub use rewrite::SegmentEdit;
+pub use rewrite::rewrite_segment;
 pub use segment::Control;
 pub use segment::Datagram;
 pub use segment::Segment;
@@ -23,7 +26,8 @@ use std::fmt;
 /// Why a datagram could not be turned into something the core can judge.
 ///
 /// Every variant is peer-caused and never fatal: the engine counts it and releases the
-/// packet per the configured fail-open/fail-closed policy.
+/// packet per the configured fail-open/fail-closed policy. [`rewrite_segment`] refuses with
+/// the same vocabulary (its documentation lists which field it names when).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Error {
     /// A fragment of a larger datagram: its TCP header or payload is incomplete.
