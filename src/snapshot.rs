@@ -293,7 +293,11 @@ impl fmt::Display for SnapshotError {
             }
             Self::Io(error) => write!(f, "cannot read it: {error}"),
             Self::BadMagic => f.write_str("it is not an ftp-alg engine snapshot"),
-            Self::Version(v) => write!(f, "it has format version {v}, this build reads only 1"),
+            Self::Version(v) => write!(
+                f,
+                "it has format version {v}, this build reads only {}",
+                crate::engine::snapshot::VERSION
+            ),
             Self::Invalid(what) => write!(f, "its {what} is invalid"),
             Self::Checksum => f.write_str("its checksum does not match (corrupted)"),
         }

@@ -231,17 +231,17 @@ fn a_wrong_magic_or_version_says_so() {
     .unwrap_err();
     assert!(matches!(error, SnapshotError::BadMagic), "{error}");
     let mut newer = bytes;
-    newer[8] = 2;
+    newer[8] = 3;
     let error = Engine::restore(
         Config::default(),
         &mut newer.as_slice(),
         Instant::from_micros(0),
     )
     .unwrap_err();
-    assert!(matches!(error, SnapshotError::Version(2)), "{error}");
+    assert!(matches!(error, SnapshotError::Version(3)), "{error}");
     assert_eq!(
         error.to_string(),
-        "it has format version 2, this build reads only 1"
+        "it has format version 3, this build reads only 2"
     );
 }
 

@@ -44,7 +44,9 @@ fn eprt_argument(raw: &[u8], public: IpAddr, port: u16) -> Option<String> {
         return None;
     }
     let family = if public.is_ipv4() { 1 } else { 2 };
-    Some(format!("{delimiter}{family}{delimiter}{public}{delimiter}{port}{delimiter}"))
+    Some(format!(
+        "{delimiter}{family}{delimiter}{public}{delimiter}{port}{delimiter}"
+    ))
 }
 
 /// Where a command's argument lies: after the verb and its spaces, before trailing spaces and
@@ -103,7 +105,10 @@ fn reply_229(raw: &[u8], port: u16) -> Option<Vec<u8>> {
         return None;
     }
     let start = open + 4;
-    let digits = raw[start..].iter().take_while(|b| b.is_ascii_digit()).count();
+    let digits = raw[start..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
     if digits == 0 || raw.get(start + digits) != Some(&delimiter) {
         return None;
     }
@@ -121,7 +126,12 @@ fn keep_length(raw: &[u8], start: usize, end: usize, middle: &[u8]) -> Vec<u8> {
     let line = splice(raw, start, end, middle);
     let grow = middle.len() as i64 - (end - start) as i64;
     // The free text: after "227 " up to the punctuation just before the numbers.
-    let text_end = start - raw[..start].iter().rev().take_while(|b| !is_text(**b)).count();
+    let text_end = start
+        - raw[..start]
+            .iter()
+            .rev()
+            .take_while(|b| !is_text(**b))
+            .count();
     let text_start = 4.min(text_end);
     if grow > 0 {
         let cut = grow as usize;
@@ -171,7 +181,12 @@ mod tests {
     #[test]
     fn port_keeps_verb_and_terminator() {
         assert_eq!(
-            text(b"port 192,0,2,2,19,136\r\n", Trigger::Port, "203.0.113.100", 5000),
+            text(
+                b"port 192,0,2,2,19,136\r\n",
+                Trigger::Port,
+                "203.0.113.100",
+                5000
+            ),
             "port 203,0,113,100,19,136\r\n"
         );
         assert_eq!(
@@ -183,11 +198,21 @@ mod tests {
     #[test]
     fn eprt_keeps_its_delimiter() {
         assert_eq!(
-            text(b"EPRT !1!192.0.2.2!5000!\r\n", Trigger::Eprt, "203.0.113.1", 5000),
+            text(
+                b"EPRT !1!192.0.2.2!5000!\r\n",
+                Trigger::Eprt,
+                "203.0.113.1",
+                5000
+            ),
             "EPRT !1!203.0.113.1!5000!\r\n"
         );
         assert_eq!(
-            text(b"EPRT |2|2001:db8::2|5000|\r\n", Trigger::Eprt, "2001:db8:1::1", 6000),
+            text(
+                b"EPRT |2|2001:db8::2|5000|\r\n",
+                Trigger::Eprt,
+                "2001:db8:1::1",
+                6000
+            ),
             "EPRT |2|2001:db8:1::1|6000|\r\n"
         );
     }

@@ -16,7 +16,7 @@ fn rewritten(stream: &[u8], edits: &[(u64, u64, Vec<u8>)]) -> Vec<u8> {
 }
 
 /// Deliver `[from, from+len)` through the ledger into a receiver buffer.
-fn deliver(ledger: &Ledger, stream: &[u8], from: u64, to: u64, far: &mut Vec<Option<u8>>) {
+fn deliver(ledger: &Ledger, stream: &[u8], from: u64, to: u64, far: &mut [Option<u8>]) {
     let mut out = Vec::new();
     ledger.output(from, &stream[from as usize..to as usize], &mut out);
     let start = ledger.map(from) as usize;
@@ -24,7 +24,10 @@ fn deliver(ledger: &Ledger, stream: &[u8], from: u64, to: u64, far: &mut Vec<Opt
     for (i, byte) in out.iter().enumerate() {
         let slot = &mut far[start + i];
         // A retransmission must carry the same rewritten bytes as the first copy.
-        assert!(slot.is_none_or(|b| b == *byte), "conflicting retransmission");
+        assert!(
+            slot.is_none_or(|b| b == *byte),
+            "conflicting retransmission"
+        );
         *slot = Some(*byte);
     }
 }
@@ -55,7 +58,9 @@ fn longer_port_line_shifts_what_follows() {
 fn split_line_comes_out_whole_on_the_far_side() {
     let stream = b"PORT 192,0,2,2,19,136\r\n";
     let mut ledger = Ledger::default();
-    ledger.push(0, stream.len() as u64, b"PORT 9,9,9,9,19,136\r\n").unwrap();
+    ledger
+        .push(0, stream.len() as u64, b"PORT 9,9,9,9,19,136\r\n")
+        .unwrap();
     let mut first = Vec::new();
     ledger.output(0, &stream[..7], &mut first);
     let mut second = Vec::new();
@@ -100,7 +105,10 @@ fn same_length_edits_are_identity() {
 }
 
 /// A conversation: lines, some of them replaced by lines of another length.
-fn conversation() -> impl Strategy<Value = (Vec<u8>, Vec<(u64, u64, Vec<u8>)>)> {
+/// A stream, and edits to it: (offset, old length, new bytes).
+type Edited = (Vec<u8>, Vec<(u64, u64, Vec<u8>)>);
+
+fn conversation() -> impl Strategy<Value = Edited> {
     prop::collection::vec((1usize..40, prop::option::of(1usize..60)), 1..12).prop_map(|lines| {
         let mut stream = Vec::new();
         let mut edits = Vec::new();
