@@ -12,6 +12,7 @@ use crate::flow::Control;
 use crate::flow::Direction;
 use crate::ftp::Trigger;
 use crate::ftp::session::Poison;
+use crate::nat::flow::HeldId;
 use crate::policy::Reason;
 use crate::time::Instant;
 
@@ -22,6 +23,30 @@ pub enum Verdict {
     Accept,
     /// Drop it (only for packets that cannot be judged, under `Unjudged::Drop`).
     Drop,
+    /// Release it rewritten for NAT: the new datagram is `Engine::rewritten`.
+    Rewritten,
+    /// Keep it: it carries part of a line that may need rewriting and is not complete yet. A
+    /// later [`Action::Release`] with this id gives the datagram to release.
+    Hold(HeldId),
+}
+
+impl Verdict {
+    /// True for verdicts that let the packet (or its rewritten form) through now.
+    pub fn releases(self) -> bool {
+        matches!(self, Self::Accept | Self::Rewritten)
+    }
+}
+
+/// A held datagram let go: release `datagram` (rewritten or as it came) for the packet the
+/// engine answered with `Verdict::Hold(id)`. Releases come in the order the datagrams arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Release {
+    /// The held packet.
+    pub id: HeldId,
+    /// The bytes to release in its place.
+    pub datagram: Vec<u8>,
+    /// True when `datagram` differs from what arrived.
+    pub rewritten: bool,
 }
 
 /// A side effect for the shell, drained with `Engine::poll_action`.
@@ -35,6 +60,8 @@ pub enum Action {
     Refuse(Refusal),
     /// Close a pinhole before its lifetime ends.
     Remove(Removal),
+    /// Give the verdict of a held datagram (after the installs queued before it).
+    Release(Release),
 }
 
 /// An announcement that did not become an expectation.

@@ -12,11 +12,15 @@ use clap::ValueEnum;
 
 use crate::action::Verdict;
 use crate::config::Config;
+use crate::config::Nat;
+use crate::config::NatMode;
 use crate::config::Policy;
 use crate::config::Unjudged;
 use crate::io::daemon;
 use crate::io::nfqueue;
 use crate::io::report::Format;
+use crate::nat::NatMap;
+use crate::nat::NatPair;
 use crate::rules;
 use crate::time::Duration;
 
@@ -94,6 +98,11 @@ pub struct EngineArgs {
     /// with checksum offload carry wrong checksums on outgoing packets).
     #[arg(long)]
     pub verify_checksums: bool,
+    /// A static NAT mapping PRIVATE=PUBLIC (repeat for several): announcements of a host at
+    /// PRIVATE are rewritten to name PUBLIC (docs/nat.md); this turns rewriting on. On
+    /// `run`, `--nat` learns the other connections' translations from conntrack.
+    #[arg(long = "nat-map", value_name = "PRIVATE=PUBLIC")]
+    pub nat_map: Vec<NatPair>,
 }
 
 /// `ftp-alg replay` options.
@@ -105,6 +114,10 @@ pub struct ReplayArgs {
     /// Engine options.
     #[command(flatten)]
     pub engine: EngineArgs,
+    /// Also write every datagram the engine releases (rewritten where `--nat-map` rewrote
+    /// it) to this pcap file (raw IP), to check a rewrite offline.
+    #[arg(long, value_name = "OUT.pcap")]
+    pub write: Option<PathBuf>,
     /// Capture files (pcap or pcapng).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
@@ -166,6 +179,11 @@ pub struct RunArgs {
     /// Neither save nor load state: a restart picks connections up mid-stream.
     #[arg(long)]
     pub no_state: bool,
+    /// Rewrite the addresses announced on translated control connections (NAT), learning
+    /// each connection's translation from conntrack (`--nat-map` pairs take precedence);
+    /// needs the nft backend and a ruleset from `ftp-alg rules --nat` (docs/nat.md).
+    #[arg(long)]
+    pub nat: bool,
     /// Engine options.
     #[command(flatten)]
     pub engine: EngineArgs,
@@ -364,6 +382,14 @@ impl EngineArgs {
             allow_privileged_ports: self.allow_privileged_ports,
             midstream_pickup: !self.no_pickup,
             verify_checksums: self.verify_checksums,
+            nat: Nat {
+                mode: if self.nat_map.is_empty() {
+                    NatMode::Off
+                } else {
+                    NatMode::Static(NatMap::new(self.nat_map.iter().copied()))
+                },
+                ..Nat::default()
+            },
             ..Config::default()
         }
     }
@@ -388,8 +414,13 @@ impl RunArgs {
     /// The configuration of each queue's engine: the gateway-wide bounds (flows, total
     /// expectations, buffered bytes) are split evenly between the queues.
     pub fn config(&self) -> Config {
-        let whole = self.engine.config();
+        let mut whole = self.engine.config();
         let queues = self.queues.0.len().max(1);
+        whole.nat.mode = match (self.nat, whole.nat.mode) {
+            (true, NatMode::Static(map)) => NatMode::Conntrack(map),
+            (true, _) => NatMode::Conntrack(NatMap::default()),
+            (false, mode) => mode,
+        };
         Config {
             unjudged: match self.unjudged {
                 VerdictArg::Accept => Unjudged::Accept,

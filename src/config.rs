@@ -90,6 +90,61 @@ pub struct Config {
     pub session: session::Limits,
     /// Idle timeouts.
     pub timeouts: Timeouts,
+    /// Address rewriting for translated control connections.
+    pub nat: Nat,
+}
+
+/// Where a control connection's translation comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum NatMode {
+    /// No rewriting.
+    #[default]
+    Off,
+    /// The static `--nat-map` pairs.
+    Static(crate::nat::NatMap),
+    /// The shell learns each connection's translation from conntrack and tells the engine
+    /// (`Engine::wants_translation`, `Engine::set_translation`); static pairs, if any, are
+    /// used until it does.
+    Conntrack(crate::nat::NatMap),
+}
+
+/// Address rewriting (`docs/nat.md`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nat {
+    /// Where translations come from.
+    pub mode: NatMode,
+    /// How long a segment carrying part of an unfinished line may be held back.
+    pub hold_time: Duration,
+    /// Bytes held back per control connection.
+    pub hold_bytes: usize,
+    /// Bytes held back over all connections.
+    pub hold_bytes_total: usize,
+}
+
+impl Default for Nat {
+    fn default() -> Self {
+        Self {
+            mode: NatMode::Off,
+            hold_time: Duration::from_secs(2),
+            hold_bytes: 16 << 10,
+            hold_bytes_total: 4 << 20,
+        }
+    }
+}
+
+impl Nat {
+    /// True when announcements may be rewritten.
+    pub fn is_on(&self) -> bool {
+        self.mode != NatMode::Off
+    }
+
+    /// The static pairs.
+    pub fn map(&self) -> Option<&crate::nat::NatMap> {
+        match &self.mode {
+            NatMode::Off => None,
+            NatMode::Static(map) | NatMode::Conntrack(map) => Some(map),
+        }
+    }
 }
 
 impl Default for Timeouts {
@@ -126,6 +181,7 @@ impl Default for Config {
             stream: stream::Limits::default(),
             session: session::Limits::default(),
             timeouts: Timeouts::default(),
+            nat: Nat::default(),
         }
     }
 }

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use ftp_alg::cli::Cli;
 use ftp_alg::cli::Command;
+use ftp_alg::io::capture::PcapWriter;
 use ftp_alg::io::daemon;
 use ftp_alg::io::daemon::logfile::LogFile;
 use ftp_alg::io::replay;
@@ -64,7 +65,25 @@ fn main() -> ExitCode {
         Command::Replay(args) => {
             logger.init();
             let out = BufWriter::new(std::io::stdout().lock());
-            match replay::run(&args.files, &args.config(), args.format(), out) {
+            let mut write = match args.write.as_deref().map(open_capture_out).transpose() {
+                Ok(write) => write,
+                Err(error) => {
+                    eprintln!("ftp-alg: {error}");
+                    return ExitCode::from(2);
+                }
+            };
+            let result = replay::run_writing(
+                &args.files,
+                &args.config(),
+                args.format(),
+                out,
+                write.as_mut(),
+            );
+            if let Some(Err(error)) = write.map(PcapWriter::finish) {
+                eprintln!("ftp-alg: cannot write the capture: {error}");
+                return ExitCode::from(2);
+            }
+            match result {
                 Ok(summary) if summary.file_errors == 0 => ExitCode::SUCCESS,
                 Ok(_) => ExitCode::from(2),
                 Err(error) => {
@@ -74,4 +93,12 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// The `--write` capture: a new pcap file at `path`.
+fn open_capture_out(path: &std::path::Path) -> Result<PcapWriter<Box<dyn std::io::Write>>, String> {
+    let file = std::fs::File::create(path)
+        .map_err(|error| format!("cannot create {}: {error}", path.display()))?;
+    let out: Box<dyn std::io::Write> = Box::new(BufWriter::new(file));
+    PcapWriter::new(out).map_err(|error| format!("cannot write {}: {error}", path.display()))
 }

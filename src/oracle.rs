@@ -140,7 +140,7 @@ impl SetModel {
                 }
                 None
             }
-            Action::Note(_) => None,
+            Action::Note(_) | Action::Release(_) => None,
         }
     }
 

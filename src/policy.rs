@@ -45,6 +45,10 @@ pub enum Reason {
     Unsolicited,
     /// An unspecified, multicast or broadcast address.
     UnusableAddress,
+    /// Behind NAT, the line could not be rewritten (part of it had left unrewritten, it did
+    /// not have the expected shape, or its connection holds too many unacknowledged edits):
+    /// the peer was told a private address, so no pinhole is opened for it.
+    NatUnrewritable,
 }
 
 /// Judge an announcement from control connection `control`.
@@ -96,6 +100,7 @@ impl Reason {
             Self::TotalLimit => "total-limit",
             Self::Unsolicited => "unsolicited",
             Self::UnusableAddress => "unusable-address",
+            Self::NatUnrewritable => "nat-unrewritable",
         }
     }
 }

@@ -98,6 +98,24 @@ counters! {
     tls_control,
     /// Control connections found not to be FTP.
     poisoned,
+    /// Control connections found to be translated (NAT).
+    nat_translated,
+    /// Announcements rewritten to name the public address.
+    nat_rewrites,
+    /// Segments released with a shifted sequence number or an edited line.
+    nat_segments_rewritten,
+    /// Segments whose ACK or SACK numbers were translated back.
+    nat_acks_shifted,
+    /// Segments held back because they ended inside an unfinished line.
+    nat_held,
+    /// Held segments released.
+    nat_released,
+    /// Segments not held because the hold bounds were reached (their line stays as it is).
+    nat_hold_overflow,
+    /// Held segments released because their time was up.
+    nat_hold_expired,
+    /// Announcements refused because part of their line had left unrewritten.
+    nat_too_late,
 }
 
 #[cfg(test)]
@@ -127,7 +145,7 @@ mod tests {
                 ..Stats::default()
             }
         );
-        assert_eq!(a.fields().len(), 37);
+        assert_eq!(a.fields().len(), 46);
         assert_eq!(a.fields()[0], ("packets", 11));
     }
 }

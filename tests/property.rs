@@ -164,6 +164,7 @@ fn outcome(
                     seen.push(format!("refuse {} {}", r.trigger, r.reason.as_str()))
                 }
                 Action::Note(n) => seen.push(format!("note {n:?}")),
+                Action::Release(r) => seen.push(format!("release {}", r.id.0)),
             }
         }
     }

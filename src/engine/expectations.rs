@@ -79,7 +79,7 @@ impl Engine {
                 trigger,
                 announced,
                 line,
-            } => self.announce(origin, (id, line.1), trigger, announced),
+            } => self.announce(origin, (id, line), trigger, announced),
             Event::Cancel(announcement) => {
                 if let Some(e) = self.expectations.remove_announcement(key, announcement) {
                     self.revoke(e, Revocation::Cancelled);
@@ -193,7 +193,7 @@ impl Engine {
     fn announce(
         &mut self,
         origin: Origin,
-        (announcement, line_end): (AnnouncementId, u64),
+        (announcement, line): (AnnouncementId, (u64, u64)),
         trigger: Trigger,
         announced: Announced,
     ) {
@@ -203,8 +203,22 @@ impl Engine {
         };
         match policy::judge(&self.config, &control, trigger, announced) {
             Ok(data) => {
+                let nat = match self.rewrite_announcement(
+                    origin.flow,
+                    origin.direction,
+                    trigger,
+                    &data,
+                    line,
+                ) {
+                    Ok(nat) => nat,
+                    Err(reason) => {
+                        let endpoint = SocketAddr::new(data.dst, data.dport.get());
+                        self.refuse(origin.flow, trigger, Some(endpoint), reason);
+                        return;
+                    }
+                };
                 let expectation = Expectation {
-                    nat: None,
+                    nat,
                     key: data,
                     control,
                     trigger,
@@ -213,7 +227,7 @@ impl Engine {
                     lifetime: self.config.expectation_lifetime,
                     origin: (origin.id, announcement),
                 };
-                self.install(origin, expectation, line_end);
+                self.install(origin, expectation, line.1);
             }
             Err(reason) => {
                 let endpoint = match announced {

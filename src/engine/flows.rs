@@ -155,6 +155,7 @@ impl Engine {
     pub(super) fn forget(&mut self, key: FlowKey, tracked: &Tracked) {
         self.budget.release(tracked.buffered(), tracked.tier());
         self.revoke_all(key, Revocation::ControlClosed);
+        self.forget_nat(key);
     }
 
     /// After a segment: a flow no longer read becomes a tombstone; the flow moves to the tier

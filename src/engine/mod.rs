@@ -13,6 +13,7 @@
 mod budget;
 mod expectations;
 mod flows;
+mod nat;
 mod retry;
 pub mod snapshot;
 
@@ -57,6 +58,8 @@ pub struct Engine {
     budget_warnings: flows::Occasional,
     /// Scratch for what one segment did (its buffers are reused).
     outcome: crate::flow::control::Outcome,
+    /// Translated control connections (NAT).
+    nat: nat::NatTable,
 }
 
 impl Engine {
@@ -76,6 +79,7 @@ impl Engine {
             proven_evictions: flows::Occasional::default(),
             budget_warnings: flows::Occasional::default(),
             outcome: crate::flow::control::Outcome::default(),
+            nat: nat::NatTable::default(),
         }
     }
 
@@ -104,6 +108,9 @@ impl Engine {
             self.stats.untracked += 1;
             return Verdict::Accept;
         }
+        if self.config.nat.is_on() {
+            return self.drive_nat(key, control, &segment, datagram);
+        }
         self.drive(key, control, &segment)
     }
 
@@ -116,10 +123,14 @@ impl Engine {
     /// When [`Engine::handle_timeout`] should next be called, if ever.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.flows.next_deadline(), self.expectations.next_expiry()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.flows.next_deadline(),
+            self.expectations.next_expiry(),
+            self.nat.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Let time pass: control connections idle past their timeout are forgotten (and their
@@ -128,6 +139,7 @@ impl Engine {
         self.now = self.now.max(now);
         self.installed_now.clear();
         self.expire_expectations();
+        self.expire_held();
         while let Some((key, flow)) = self.flows.pop_expired(self.now) {
             self.stats.flows_expired += 1;
             self.forget(key, &flow);

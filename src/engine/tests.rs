@@ -39,6 +39,7 @@ fn describe(action: &Action) -> String {
         Action::Note(Note::Conflict { .. }) => "note conflict".into(),
         Action::Note(Note::Encrypted { .. }) => "note encrypted".into(),
         Action::Note(Note::Poisoned { reason, .. }) => format!("note poisoned {reason:?}"),
+        Action::Release(r) => format!("release {}", r.id.0),
     }
 }
 

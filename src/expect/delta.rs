@@ -42,7 +42,7 @@ impl SetDelta {
                 let nat = removal.expectation.nat;
                 self.set(removal.expectation.key, Final::Absent(nat))
             }
-            Action::Note(_) | Action::Refuse(_) => {}
+            Action::Note(_) | Action::Refuse(_) | Action::Release(_) => {}
         }
     }
 

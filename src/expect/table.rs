@@ -45,7 +45,19 @@ pub struct ExpectationTable {
     owners: HashMap<FlowKey, Vec<DataKey>>,
     clients: HashMap<IpAddr, usize>,
     expiry: BinaryHeap<Reverse<(Instant, DataKey)>>,
+    /// The NAT map elements (`src . public . port`) and the key each belongs to: a public
+    /// face is never given to two expectations.
+    faces: HashMap<Face, DataKey>,
     limits: Limits,
+}
+
+/// An element of the kernel's NAT map: who connects, to which public address and port.
+type Face = (IpAddr, IpAddr, u16);
+
+fn face_of(expectation: &Expectation) -> Option<Face> {
+    expectation
+        .nat
+        .map(|nat| (expectation.key.src, nat.public, nat.port.get()))
 }
 
 /// What [`ExpectationTable::install`] did.
@@ -76,6 +88,7 @@ impl ExpectationTable {
             owners: HashMap::new(),
             clients: HashMap::new(),
             expiry: BinaryHeap::new(),
+            faces: HashMap::new(),
             limits: Limits {
                 per_control: limits.per_control.max(1),
                 per_client: limits.per_client.max(1),
@@ -92,6 +105,12 @@ impl ExpectationTable {
         let current = self.entries.get(&key).map(|e| (e.owner(), client_of(e)));
         if current.is_some_and(|(held_by, _)| held_by == owner) {
             self.expiry.push(Reverse((expectation.expires(), key)));
+            if let Some(old) = self.entries.get(&key).and_then(face_of) {
+                self.faces.remove(&old);
+            }
+            if let Some(face) = face_of(&expectation) {
+                self.faces.insert(face, key);
+            }
             self.entries.insert(key, expectation);
             self.compact();
             self.settle();
@@ -115,6 +134,19 @@ impl ExpectationTable {
             refreshed: false,
             moved_from,
         })
+    }
+
+    /// True when the NAT map element `src . public . port` belongs to an expectation other
+    /// than `key`'s.
+    pub fn face_taken(&self, src: IpAddr, public: IpAddr, port: u16, key: &DataKey) -> bool {
+        self.faces
+            .get(&(src, public, port))
+            .is_some_and(|holder| holder != key)
+    }
+
+    /// The NAT mapping the expectation for `key` has now, if any.
+    pub fn nat_of(&self, key: &DataKey) -> Option<super::NatMapping> {
+        self.entries.get(key).and_then(|e| e.nat)
     }
 
     /// Remove the expectation for `key`, whoever owns it.
@@ -155,6 +187,7 @@ impl ExpectationTable {
     /// Remove every expectation.
     pub fn remove_all(&mut self) -> Vec<Expectation> {
         self.owners.clear();
+        self.faces.clear();
         self.clients.clear();
         self.expiry.clear();
         self.entries.drain().map(|(_, e)| e).collect()
@@ -268,11 +301,17 @@ impl ExpectationTable {
             .push(key);
         *self.clients.entry(client_of(&expectation)).or_default() += 1;
         self.expiry.push(Reverse((expectation.expires(), key)));
+        if let Some(face) = face_of(&expectation) {
+            self.faces.insert(face, key);
+        }
         self.entries.insert(key, expectation);
     }
 
     fn detach(&mut self, key: &DataKey) -> Option<Expectation> {
         let expectation = self.entries.remove(key)?;
+        if let Some(face) = face_of(&expectation) {
+            self.faces.remove(&face);
+        }
         let owner = expectation.owner();
         if let Some(keys) = self.owners.get_mut(&owner) {
             keys.retain(|k| k != key);

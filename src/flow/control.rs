@@ -155,6 +155,22 @@ impl ControlFlow {
         }
     }
 
+    /// The sequence number of stream offset `offset` in `direction`, once that direction
+    /// has a stream.
+    pub fn seq_at(&self, direction: Direction, offset: u64) -> Option<SeqNumber> {
+        let stream = self.halves[direction.index()].stream.as_ref()?;
+        Some(stream.seq_at(offset))
+    }
+
+    /// The sequence number up to which `direction`'s bytes form complete lines: the start of
+    /// its unfinished line, or of the first byte not yet received in order. `None` while the
+    /// direction has no stream.
+    pub fn line_boundary(&self, direction: Direction) -> Option<SeqNumber> {
+        let half = &self.halves[direction.index()];
+        let stream = half.stream.as_ref()?;
+        Some(stream.seq_at(half.framer.line_start().min(stream.delivered())))
+    }
+
     /// The connection's serial number.
     pub fn id(&self) -> FlowId {
         self.id

@@ -10,9 +10,12 @@ use std::io::Write;
 use std::path::Path;
 use std::path::PathBuf;
 
+use crate::action::Action;
+use crate::action::Verdict;
 use crate::config::Config;
 use crate::engine::Engine;
 use crate::io::capture::CaptureReader;
+use crate::io::capture::PcapWriter;
 use crate::io::capture::ip_datagram;
 use crate::io::report::Format;
 use crate::io::report::Record;
@@ -33,10 +36,28 @@ pub fn run(
     format: Format,
     out: impl Write,
 ) -> std::io::Result<Summary> {
+    run_writing(files, config, format, out, None)
+}
+
+/// [`run`], also writing every datagram the engine releases (rewritten where NAT rewrote it;
+/// held ones when they are released) to `write`, as raw IP in a pcap file.
+pub fn run_writing(
+    files: &[PathBuf],
+    config: &Config,
+    format: Format,
+    out: impl Write,
+    mut write: Option<&mut PcapWriter<Box<dyn Write>>>,
+) -> std::io::Result<Summary> {
     let mut reporter = Reporter::new(out, format);
     let mut summary = Summary::default();
     for file in files {
-        replay_file(file, config, &mut reporter, &mut summary)?;
+        replay_file(
+            file,
+            config,
+            &mut reporter,
+            &mut summary,
+            write.as_deref_mut(),
+        )?;
     }
     reporter.record(&Record::Summary(&summary))?;
     reporter.finish()?;
@@ -49,6 +70,7 @@ fn replay_file<W: Write>(
     config: &Config,
     reporter: &mut Reporter<W>,
     summary: &mut Summary,
+    write: Option<&mut PcapWriter<Box<dyn Write>>>,
 ) -> std::io::Result<()> {
     summary.files += 1;
     reporter.start_file(&path.display().to_string())?;
@@ -67,6 +89,7 @@ fn replay_file<W: Write>(
         last: None,
         reporter,
         summary,
+        write,
     };
     let mut buf = Vec::new();
     loop {
@@ -92,6 +115,8 @@ struct Replay<'a, W: Write> {
     last: Option<Instant>,
     reporter: &'a mut Reporter<W>,
     summary: &'a mut Summary,
+    /// Where released datagrams go (`--write`).
+    write: Option<&'a mut PcapWriter<Box<dyn Write>>>,
 }
 
 impl<W: Write> Replay<'_, W> {
@@ -113,8 +138,15 @@ impl<W: Write> Replay<'_, W> {
             self.engine.handle_timeout(now);
             self.drain(now)?;
         }
-        let _verdict = self.engine.handle_packet(now, ip);
+        let verdict = self.engine.handle_packet(now, ip);
         self.drain(now)?;
+        if let Some(write) = self.write.as_deref_mut() {
+            match verdict {
+                Verdict::Accept => write.packet(now, ip)?,
+                Verdict::Rewritten => write.packet(now, self.engine.rewritten())?,
+                Verdict::Hold(_) | Verdict::Drop => {}
+            }
+        }
         self.judge_syn(now, ip)
     }
 
@@ -129,6 +161,12 @@ impl<W: Write> Replay<'_, W> {
     /// Carry out the engine's actions on the modelled set and report them.
     fn drain(&mut self, now: Instant) -> std::io::Result<()> {
         while let Some(action) = self.engine.poll_action() {
+            if let Action::Release(release) = &action {
+                if let Some(write) = self.write.as_deref_mut() {
+                    write.packet(now, &release.datagram)?;
+                }
+                continue;
+            }
             self.reporter.record(&Record::Action(&action))?;
             if let Some(unused) = self.model.apply(now, &action) {
                 self.report_unused(&unused)?;
@@ -173,6 +211,8 @@ impl<W: Write> Replay<'_, W> {
     /// Report what the set still holds, and add the engine's counters to the totals.
     fn finish(mut self) -> std::io::Result<()> {
         let end = self.last.unwrap_or_default();
+        self.engine.release_all_held();
+        self.drain(end)?;
         for unused in self.model.finish(end) {
             self.report_unused(&unused)?;
         }
@@ -232,6 +272,7 @@ mod tests {
             last: None,
             reporter: &mut out,
             summary: &mut summary,
+            write: None,
         };
         let mut most = 0;
         for packet in announcements().packets() {

@@ -182,6 +182,9 @@ fn json_action(action: &Action) -> Value {
             "trigger": r.trigger.as_str(), "reason": r.reason.as_str(),
             "detail": r.reason.to_string(), "endpoint": r.endpoint.map(|e| e.to_string()),
         }),
+        Action::Release(r) => json!({
+            "type": "release", "held": r.id.0, "rewritten": r.rewritten,
+        }),
         Action::Remove(r) => json!({
             "type": "revoke", "time": secs(r.time), "control": control(&r.expectation.control),
             "trigger": r.expectation.trigger.as_str(), "data": data(&r.expectation.key),
@@ -307,6 +310,10 @@ fn text_action(action: &Action) -> String {
             )
         }
         Action::Note(note) => text_note(note),
+        Action::Release(r) => format!(
+            "release  held datagram {} (rewritten: {})",
+            r.id.0, r.rewritten
+        ),
     }
 }
 

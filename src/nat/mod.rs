@@ -7,6 +7,7 @@
 //! one, which the peer cannot reach (RFC 959 §4.1.2, RFC 2428 §2-3); the kernel's `nf_nat_ftp`
 //! rewrites it, and so does this module.
 
+pub mod flow;
 pub mod ledger;
 pub mod text;
 

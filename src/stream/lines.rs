@@ -154,6 +154,11 @@ impl Framer {
         dropped
     }
 
+    /// Where the current line started (the end of the last complete line).
+    pub fn line_start(&self) -> u64 {
+        self.start
+    }
+
     /// True while waiting for an LF to resynchronise.
     pub fn is_synced(&self) -> bool {
         self.synced

@@ -5,7 +5,7 @@
 //! memory, per-packet metadata (timestamp in microseconds since the Unix epoch, link type,
 //! lengths), stripping link layers ([`ip_datagram`]), and errors that name the file and the
 //! byte offset of the bad record. Does not own: IP, TCP or FTP (the core parses those), nor
-//! writing captures (the testkit does, in memory).
+//! writing captures, except [`PcapWriter`] for what `replay --write` releases.
 //!
 //! Formats: legacy pcap per the tcpdump `pcap-savefile(5)` man page and draft-ietf-opsawg-pcap;
 //! pcapng per draft-ietf-opsawg-pcapng; link types per <https://www.tcpdump.org/linktypes.html>.
@@ -15,6 +15,7 @@ mod link;
 mod pcap;
 mod pcapng;
 mod source;
+mod writer;
 
 use std::fs::File;
 use std::io::Cursor;
@@ -30,6 +31,7 @@ pub use self::link::ip_datagram;
 use self::pcap::PcapFile;
 use self::pcapng::PcapNgFile;
 use self::source::Source;
+pub use self::writer::PcapWriter;
 use crate::time::Instant;
 
 /// The largest packet a record may carry: libpcap's `MAXIMUM_SNAPLEN`. A record claiming more

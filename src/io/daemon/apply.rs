@@ -11,6 +11,7 @@
 //! root tests that compare the real sets with the engine.
 
 use crate::action::Action;
+use crate::action::Release;
 use crate::engine::Engine;
 use crate::expect::DataKey;
 use crate::expect::NatMapping;
@@ -31,6 +32,9 @@ pub struct Applier {
     delta: SetDelta,
     log_budget: LogBudget,
     counters: ApplyCounters,
+    /// Held datagrams the engine let go, in order, for the worker to release after the set
+    /// changes are carried out.
+    releases: Vec<Release>,
 }
 
 /// What reached the kernel.
@@ -60,6 +64,7 @@ impl Applier {
             delta: SetDelta::default(),
             log_budget: LogBudget::new(now),
             counters: ApplyCounters::default(),
+            releases: Vec::new(),
         }
     }
 
@@ -74,6 +79,9 @@ impl Applier {
             while let Some(action) = engine.poll_action() {
                 self.log_action(now, &action);
                 self.delta.push(&action);
+                if let Action::Release(release) = action {
+                    self.releases.push(release);
+                }
             }
             if self.delta.is_empty() {
                 break;
@@ -86,6 +94,11 @@ impl Applier {
             engine.handle_install_error(now, &failed);
         }
         ok
+    }
+
+    /// The held datagrams let go by the actions applied so far (oldest first).
+    pub fn take_releases(&mut self) -> std::vec::Drain<'_, Release> {
+        self.releases.drain(..)
     }
 
     /// What reached the kernel so far.
@@ -144,7 +157,9 @@ impl Applier {
         }
         let bucket = match action {
             Action::Install(_) | Action::Remove(_) => &mut self.log_budget.pinholes,
-            Action::Note(_) | Action::Refuse(_) => &mut self.log_budget.refusals,
+            Action::Note(_) | Action::Refuse(_) | Action::Release(_) => {
+                &mut self.log_budget.refusals
+            }
         };
         match bucket.allow(now) {
             Allow::No => self.counters.log_suppressed += 1,

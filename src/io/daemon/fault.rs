@@ -88,6 +88,10 @@ impl<S: PacketSource> PacketSource for Faulty<S> {
         self.inner.verdict(id, verdict)
     }
 
+    fn release_rewritten(&mut self, id: u32, datagram: &[u8]) -> io::Result<()> {
+        self.inner.release_rewritten(id, datagram)
+    }
+
     fn fd(&self) -> BorrowedFd<'_> {
         self.inner.fd()
     }

@@ -16,6 +16,7 @@ pub(crate) fn level(action: &Action) -> log::Level {
     match action {
         Action::Refuse(_) | Action::Note(Note::Poisoned { .. }) => log::Level::Warn,
         Action::Install(_) | Action::Remove(_) | Action::Note(_) => log::Level::Info,
+        Action::Release(_) => log::Level::Debug,
     }
 }
 
@@ -26,14 +27,25 @@ pub(crate) fn describe(action: &Action) -> String {
         Action::Remove(removal) => revoke(removal),
         Action::Refuse(refusal) => refuse(refusal),
         Action::Note(note) => self::note(note),
+        Action::Release(release) => format!(
+            "release held={} rewritten={}",
+            release.id.0, release.rewritten
+        ),
     }
 }
 
 fn install(e: &Expectation) -> String {
-    format!(
+    let mut line = format!(
         "install {} lifetime={} mode={} trigger={} control={}",
         e.key, e.lifetime, e.mode, e.trigger, e.control
-    )
+    );
+    if let Some(nat) = e.nat {
+        line += &match nat.public {
+            std::net::IpAddr::V4(ip) => format!(" public={ip}:{}", nat.port),
+            std::net::IpAddr::V6(ip) => format!(" public=[{ip}]:{}", nat.port),
+        };
+    }
+    line
 }
 
 fn revoke(r: &Removal) -> String {

@@ -27,8 +27,11 @@ pub struct QueuedPacket {
 pub trait PacketSource {
     /// The next packet, without blocking; `Ok(None)` when none is waiting.
     fn try_recv(&mut self) -> io::Result<Option<QueuedPacket>>;
-    /// Release or drop packet `id`.
+    /// Release or drop packet `id` as it is (`Verdict::Accept` or `Verdict::Drop`; the worker
+    /// resolves the other verdicts into these or [`PacketSource::release_rewritten`]).
     fn verdict(&mut self, id: u32, verdict: Verdict) -> io::Result<()>;
+    /// Release packet `id` with `datagram` in its place (rewritten for NAT).
+    fn release_rewritten(&mut self, id: u32, datagram: &[u8]) -> io::Result<()>;
     /// A descriptor that polls readable when a packet is waiting.
     fn fd(&self) -> BorrowedFd<'_>;
 }
@@ -44,10 +47,16 @@ impl PacketSource for nfqueue::Queue {
 
     fn verdict(&mut self, id: u32, verdict: Verdict) -> io::Result<()> {
         let verdict = match verdict {
-            Verdict::Accept => nfqueue::QueueVerdict::Accept,
             Verdict::Drop => nfqueue::QueueVerdict::Drop,
+            Verdict::Accept | Verdict::Rewritten | Verdict::Hold(_) => {
+                nfqueue::QueueVerdict::Accept
+            }
         };
         Self::verdict(self, id, verdict)
+    }
+
+    fn release_rewritten(&mut self, id: u32, datagram: &[u8]) -> io::Result<()> {
+        self.accept_with_payload(id, datagram)
     }
 
     fn fd(&self) -> BorrowedFd<'_> {

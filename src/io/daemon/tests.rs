@@ -78,6 +78,14 @@ impl PacketSource for FakeQueue {
         Ok(())
     }
 
+    fn release_rewritten(&mut self, id: u32, datagram: &[u8]) -> std::io::Result<()> {
+        self.journal
+            .lock()
+            .unwrap()
+            .push(format!("verdict {id} Rewritten({} bytes)", datagram.len()));
+        Ok(())
+    }
+
     fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
@@ -303,6 +311,10 @@ impl PacketSource for FailingQueue {
         Ok(())
     }
 
+    fn release_rewritten(&mut self, _id: u32, _datagram: &[u8]) -> std::io::Result<()> {
+        Ok(())
+    }
+
     fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
@@ -320,6 +332,10 @@ impl PacketSource for IdleQueue {
     }
 
     fn verdict(&mut self, _id: u32, _verdict: Verdict) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn release_rewritten(&mut self, _id: u32, _datagram: &[u8]) -> std::io::Result<()> {
         Ok(())
     }
 

@@ -17,6 +17,7 @@ use std::sync::mpsc::Receiver;
 
 use crate::action::Verdict;
 use crate::engine::Engine;
+use crate::flow::Control;
 use crate::io::backend::Backend;
 use crate::io::daemon::apply::Applier;
 use crate::io::daemon::source::PacketSource;
@@ -24,6 +25,7 @@ use crate::io::daemon::source::QueuedPacket;
 use crate::io::daemon::state::StateFile;
 use crate::io::nfqueue;
 use crate::io::sys;
+use crate::nat::Translation;
 use crate::time::Duration;
 use crate::time::Instant;
 
@@ -68,10 +70,18 @@ pub(crate) struct Counters {
     pub(crate) overruns: u64,
     /// Verdicts the kernel did not take.
     pub(crate) verdict_errors: u64,
+    /// Packets released rewritten (NAT).
+    pub(crate) rewritten: u64,
+    /// Packets held back until their line was complete (NAT).
+    pub(crate) held: u64,
+    /// Translations looked up in conntrack.
+    pub(crate) ct_lookups: u64,
+    /// Conntrack lookups that failed.
+    pub(crate) ct_lookup_errors: u64,
 }
 
 impl Counters {
-    fn fields(&self) -> [(&'static str, u64); 6] {
+    fn fields(&self) -> [(&'static str, u64); 10] {
         [
             ("packets", self.packets),
             ("accepted", self.accepted),
@@ -79,6 +89,10 @@ impl Counters {
             ("truncated", self.truncated),
             ("overruns", self.overruns),
             ("verdict_errors", self.verdict_errors),
+            ("rewritten", self.rewritten),
+            ("held", self.held),
+            ("ct_lookups", self.ct_lookups),
+            ("ct_lookup_errors", self.ct_lookup_errors),
         ]
     }
 }
@@ -108,6 +122,17 @@ pub(crate) struct Worker {
     counters: Counters,
     clock: Clock,
     next_stats: Option<Instant>,
+    /// Held packets: the engine's id to the kernel's.
+    held: std::collections::HashMap<crate::nat::flow::HeldId, u32>,
+    /// Where translations are learned (`--nat`: conntrack).
+    translations: Option<Box<dyn Translations>>,
+}
+
+/// Where a worker learns how a control connection is translated (conntrack, or a fake in
+/// tests).
+pub(crate) trait Translations: Send {
+    /// The translation of `control` (`Translation::NONE` if it has none or is unknown).
+    fn translation(&mut self, control: &Control) -> Result<Translation, String>;
 }
 
 impl Worker {
@@ -129,7 +154,15 @@ impl Worker {
             counters: Counters::default(),
             clock,
             next_stats,
+            held: std::collections::HashMap::new(),
+            translations: None,
         }
+    }
+
+    /// Learn translations from `translations` (conntrack) when the engine asks.
+    pub(crate) fn with_translations(mut self, translations: Box<dyn Translations>) -> Self {
+        self.translations = Some(translations);
+        self
     }
 
     /// Judge one packet, carry out its actions, then give its verdict.
@@ -146,22 +179,83 @@ impl Worker {
             );
             self.settings.unjudged
         } else {
+            self.learn_translation(&packet.payload);
             self.engine.handle_packet(now, &packet.payload)
         };
-        if !self.apply_actions(now) {
-            verdict = self.settings.on_install_error;
+        if !self.apply_actions(now) && self.settings.on_install_error == Verdict::Drop {
+            verdict = Verdict::Drop;
         }
+        self.release_held(source);
         match verdict {
-            Verdict::Accept => self.counters.accepted += 1,
-            Verdict::Drop => self.counters.dropped += 1,
+            Verdict::Hold(held) => {
+                self.counters.held += 1;
+                self.held.insert(held, packet.id);
+            }
+            Verdict::Rewritten => {
+                let rewritten = self.engine.rewritten().to_vec();
+                self.give(source, packet.id, Some(&rewritten));
+            }
+            Verdict::Accept => self.give(source, packet.id, None),
+            Verdict::Drop => {
+                self.counters.dropped += 1;
+                self.report(packet.id, source.verdict(packet.id, Verdict::Drop));
+            }
         }
-        if let Err(error) = source.verdict(packet.id, verdict) {
+    }
+
+    /// Release packet `id`, as it came or as `datagram`.
+    fn give(&mut self, source: &mut dyn PacketSource, id: u32, datagram: Option<&[u8]>) {
+        self.counters.accepted += 1;
+        let result = match datagram {
+            Some(bytes) => {
+                self.counters.rewritten += 1;
+                source.release_rewritten(id, bytes)
+            }
+            None => source.verdict(id, Verdict::Accept),
+        };
+        self.report(id, result);
+    }
+
+    fn report(&mut self, id: u32, result: io::Result<()>) {
+        if let Err(error) = result {
             self.counters.verdict_errors += 1;
-            log::error!(
-                "{}: verdict for packet {} failed: {error}",
-                self.name,
-                packet.id
-            );
+            log::error!("{}: verdict for packet {id} failed: {error}", self.name);
+        }
+    }
+
+    /// Give the verdicts of the held packets the engine let go (after the set changes).
+    fn release_held(&mut self, source: &mut dyn PacketSource) {
+        let releases: Vec<_> = self.applier.take_releases().collect();
+        for release in releases {
+            let Some(id) = self.held.remove(&release.id) else {
+                continue;
+            };
+            let datagram = release.rewritten.then_some(release.datagram.as_slice());
+            self.give(source, id, datagram);
+        }
+    }
+
+    /// With `--nat` and conntrack: learn the packet's connection's translation if the engine
+    /// asks (once per connection).
+    fn learn_translation(&mut self, datagram: &[u8]) {
+        let Some(translations) = self.translations.as_mut() else {
+            return;
+        };
+        let Some(control) = self.engine.wants_translation(datagram) else {
+            return;
+        };
+        self.counters.ct_lookups += 1;
+        match translations.translation(&control) {
+            Ok(translation) => self.engine.set_translation(control, translation),
+            Err(error) => {
+                self.counters.ct_lookup_errors += 1;
+                log::warn!(
+                    "{}: conntrack lookup for {control} failed: {error}",
+                    self.name
+                );
+                // Not known: treated as untranslated rather than asked again per packet.
+                self.engine.set_translation(control, Translation::NONE);
+            }
         }
     }
 
@@ -173,11 +267,12 @@ impl Worker {
     }
 
     /// Run the engine's timers and the periodic stats line if due.
-    pub(crate) fn tick(&mut self) {
+    pub(crate) fn tick(&mut self, source: &mut dyn PacketSource) {
         let now = self.clock.now();
         if self.engine.poll_timeout().is_some_and(|due| due <= now) {
             self.engine.handle_timeout(now);
             self.apply_actions(now);
+            self.release_held(source);
         }
         if let (Some(due), Some(every)) = (self.next_stats, self.settings.stats_interval) {
             if due <= now {
@@ -286,7 +381,7 @@ impl Worker {
         // A restored engine may have removals queued: the kernel must agree before any packet.
         self.apply_actions(self.clock.now());
         loop {
-            self.tick();
+            self.tick(source);
             let ready = sys::wait_readable(&[source.fd(), wake.as_fd()], Some(self.sleep()))?;
             if ready.get(1).copied().unwrap_or(false) {
                 drain(&mut wake);
