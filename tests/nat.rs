@@ -348,3 +348,103 @@ fn untranslated_connections_pass_untouched() {
     assert!(net.installs[0].nat.is_none());
     assert_eq!(net.engine.stats().nat_segments_rewritten, 0);
 }
+
+#[test]
+fn a_restart_keeps_the_sequence_shift() {
+    let mut net = Net::new(
+        "192.0.2.2:40000",
+        "203.0.113.2:21",
+        &["192.0.2.2=198.51.100.177"],
+    );
+    net.login();
+    net.send(CLIENT, b"PORT 192,0,2,2,19,136\r\n");
+    let mut state = Vec::new();
+    net.engine.save(&mut state).unwrap();
+    let config = net.engine.config().clone();
+    let (engine, restored) = Engine::restore(config, &mut state.as_slice(), net.now).unwrap();
+    assert_eq!(restored.flows, 1);
+    net.engine = engine;
+    net.send(SERVER, b"200 PORT command successful.\r\n");
+    net.send(CLIENT, b"RETR one\r\n");
+    net.settle();
+    assert!(
+        net.text(SERVER)
+            .ends_with("PORT 198,51,100,177,19,136\r\nRETR one\r\n")
+    );
+}
+
+#[test]
+fn shrinking_eprt_and_a_second_rewrite_on_one_connection() {
+    // A longer private address than the public one: the stream shrinks.
+    let mut net = Net::new(
+        "192.0.2.222:40000",
+        "203.0.113.2:21",
+        &["192.0.2.222=9.9.9.9"],
+    );
+    net.login();
+    net.send(CLIENT, b"EPRT |1|192.0.2.222|5000|\r\n");
+    net.send(SERVER, b"200 EPRT command successful.\r\n");
+    net.send_split(CLIENT, b"EPRT |1|192.0.2.222|5001|\r\nLIST\r\n", &[3, 20]);
+    net.send(SERVER, b"200 EPRT command successful.\r\n");
+    net.send(CLIENT, b"QUIT\r\n");
+    net.settle();
+    assert!(
+        net.text(SERVER)
+            .ends_with("EPRT |1|9.9.9.9|5000|\r\nEPRT |1|9.9.9.9|5001|\r\nLIST\r\nQUIT\r\n")
+    );
+    assert_eq!(net.installs.len(), 2);
+}
+
+mod property {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    pub(super) const SCRIPT: &[u8] =
+        b"PORT 192,0,2,2,19,136\r\nRETR one\r\nTYPE I\r\nPORT 192,0,2,2,19,137\r\nNOOP\r\n";
+    const EXPECTED: &str = "PORT 198,51,100,177,19,136\r\nRETR one\r\nTYPE I\r\nPORT 198,51,100,177,19,137\r\nNOOP\r\n";
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        /// Random segmentations, duplicates and reorderings of a client's commands reach the
+        /// server as exactly the rewritten text (after the client retransmits what the server
+        /// did not acknowledge), and each side's bytes are acknowledged exactly.
+        #[test]
+        fn any_segmentation_arrives_rewritten(
+            cuts in prop::collection::btree_set(1usize..SCRIPT.len(), 0..12),
+            extra in prop::collection::vec((0usize..SCRIPT.len(), 1usize..30), 0..6),
+            swaps in prop::collection::vec((0usize..20, 0usize..20), 0..6),
+        ) {
+            let mut net = Net::new("192.0.2.2:40000", "203.0.113.2:21", &["192.0.2.2=198.51.100.177"]);
+            net.login();
+            let base = net.ends[CLIENT].snd_nxt;
+            let mut bounds: Vec<usize> = cuts.into_iter().collect();
+            bounds.insert(0, 0);
+            bounds.push(SCRIPT.len());
+            let mut pieces: Vec<(usize, usize)> = bounds.windows(2).map(|w| (w[0], w[1])).collect();
+            for (from, len) in extra {
+                pieces.push((from, (from + len).min(SCRIPT.len())));
+            }
+            let n = pieces.len();
+            for (a, b) in swaps {
+                pieces.swap(a % n, b % n);
+            }
+            net.ends[CLIENT].snd_nxt = base.wrapping_add(SCRIPT.len() as u32);
+            for (from, to) in pieces {
+                let bytes = net.segment(CLIENT, base.wrapping_add(from as u32), &SCRIPT[from..to]);
+                net.pass(bytes);
+                net.ack(SERVER);
+            }
+            // The client retransmits everything the server has not acknowledged.
+            let acked = net.ends[CLIENT].acked.wrapping_sub(base) as usize;
+            if acked < SCRIPT.len() {
+                let bytes = net.segment(CLIENT, base.wrapping_add(acked as u32), &SCRIPT[acked..]);
+                net.pass(bytes);
+            }
+            net.settle();
+            let text = net.text(SERVER);
+            prop_assert!(text.ends_with(EXPECTED), "{text:?}");
+            prop_assert_eq!(net.installs.len(), 2);
+        }
+    }
+}

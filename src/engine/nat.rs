@@ -70,6 +70,16 @@ impl NatTable {
         self.flows.len()
     }
 
+    /// Every translated connection (for a snapshot).
+    pub(super) fn iter(&self) -> impl Iterator<Item = (&FlowKey, &NatFlow)> {
+        self.flows.iter()
+    }
+
+    /// Take over a restored connection's NAT state.
+    pub(super) fn adopt(&mut self, key: FlowKey, nat: NatFlow) {
+        self.flows.insert(key, nat);
+    }
+
     /// The earliest deadline of a held datagram.
     pub(super) fn next_deadline(&self) -> Option<Instant> {
         self.deadlines.keys().next().map(|(at, _)| *at)

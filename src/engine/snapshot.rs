@@ -91,6 +91,13 @@ impl Engine {
         for expectation in self.expectations.iter_by_owner() {
             save_expectation(&mut e, expectation)?;
         }
+        e.len(self.nat.len())?;
+        for (key, nat) in self.nat.iter() {
+            let (low, high) = key.ends();
+            e.socket(low)?;
+            e.socket(high)?;
+            nat.save(&mut e)?;
+        }
         e.finish()
     }
 
@@ -120,6 +127,13 @@ impl Engine {
         let expectations = (0..count)
             .map(|_| load_expectation(&mut d))
             .collect::<Result<Vec<_>, _>>()?;
+        for _ in 0..d.len(MAX_ITEMS, "NAT connection count")? {
+            let key = FlowKey::new(d.socket()?, d.socket()?);
+            let nat = crate::nat::flow::NatFlow::load(&mut d)?;
+            if engine.flows.get(&key).is_some() {
+                engine.nat.adopt(key, nat);
+            }
+        }
         d.finish()?;
         let mut restored = Restored::default();
         for expectation in expectations {

@@ -7,9 +7,14 @@
 //! [`NatFlow::acknowledging`] for the other, whose ACK and SACK numbers speak of edited
 //! bytes) is here; parsing lines and deciding what to announce is not.
 
+use std::io;
+
 use crate::flow::Direction;
 use crate::nat::Translation;
 use crate::nat::ledger::Ledger;
+use crate::snapshot::Decoder;
+use crate::snapshot::Encoder;
+use crate::snapshot::SnapshotError;
 use crate::time::Instant;
 use crate::wire::Segment;
 use crate::wire::SegmentEdit;
@@ -49,6 +54,27 @@ pub struct Side {
 }
 
 impl Side {
+    fn save(&self, e: &mut Encoder<'_>) -> io::Result<()> {
+        e.opt_u64(self.base.map(|b| u64::from(b.0)))?;
+        e.u64(self.high)?;
+        e.u64(self.released)?;
+        self.ledger.save(e)
+    }
+
+    fn load(d: &mut Decoder<'_>) -> Result<Self, SnapshotError> {
+        let base = d
+            .opt_u64("NAT base")?
+            .map(|b| u32::try_from(b).map(SeqNumber))
+            .transpose()
+            .map_err(|_| SnapshotError::Invalid("NAT base"))?;
+        Ok(Self {
+            base,
+            high: d.u64()?,
+            released: d.u64()?,
+            ledger: Ledger::load(d)?,
+        })
+    }
+
     /// The sender offset of `seq` (a sequence number of the sender's own space).
     pub fn offset(&mut self, seq: SeqNumber) -> u64 {
         let base = *self.base.get_or_insert(seq);
@@ -101,6 +127,44 @@ impl NatFlow {
             translation,
             ..Self::default()
         }
+    }
+
+    /// Write what a restart needs (held datagrams are released before a save).
+    pub fn save(&self, e: &mut Encoder<'_>) -> io::Result<()> {
+        for public in [
+            self.translation.client_public,
+            self.translation.server_public,
+        ] {
+            match public {
+                None => e.u8(0)?,
+                Some(ip) => {
+                    e.u8(1)?;
+                    e.ip(ip)?;
+                }
+            }
+        }
+        self.sides[0].save(e)?;
+        self.sides[1].save(e)
+    }
+
+    /// Read what [`NatFlow::save`] wrote.
+    pub fn load(d: &mut Decoder<'_>) -> Result<Self, SnapshotError> {
+        let mut public = || -> Result<Option<std::net::IpAddr>, SnapshotError> {
+            match d.u8()? {
+                0 => Ok(None),
+                1 => Ok(Some(d.ip()?)),
+                _ => Err(SnapshotError::Invalid("NAT address tag")),
+            }
+        };
+        let translation = Translation {
+            client_public: public()?,
+            server_public: public()?,
+        };
+        Ok(Self {
+            translation,
+            sides: [Side::load(d)?, Side::load(d)?],
+            held: Vec::new(),
+        })
     }
 
     /// True when lines travelling in `direction` may be rewritten (their sender is the

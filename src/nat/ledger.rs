@@ -14,6 +14,14 @@
 //! (see `nat::flow`).
 
 use std::collections::VecDeque;
+use std::io;
+
+use crate::snapshot::Decoder;
+use crate::snapshot::Encoder;
+use crate::snapshot::SnapshotError;
+
+/// The longest replacement line a snapshot may carry.
+const MAX_LINE: usize = 1024;
 
 /// At most this many edits per direction are kept unacknowledged; past it, more rewrites are
 /// refused (an announcement per few hundred bytes that the receiver never acknowledges is not
@@ -61,6 +69,8 @@ pub struct Ledger {
     settled: i64,
     /// Where the last forgotten edit ended (new edits start at or after it).
     settled_to: u64,
+    /// The receiver has acknowledged the sender's bytes before this offset.
+    acked: u64,
 }
 
 fn shifted(x: u64, shift: i64) -> u64 {
@@ -76,6 +86,9 @@ impl Ledger {
         let last_end = self.edits.back().map_or(self.settled_to, Edit::end);
         if at < last_end {
             return Err(EditError::OutOfOrder);
+        }
+        if self.edits.len() >= MAX_EDITS {
+            self.fold(self.acked);
         }
         if self.edits.len() >= MAX_EDITS {
             return Err(EditError::Full);
@@ -184,10 +197,16 @@ impl Ledger {
         self.edits.iter().any(|e| e.at < to && e.end() > from)
     }
 
-    /// The receiver acknowledged the sender's bytes before `acked`: edits wholly before it
-    /// are folded into one shift. A retransmission of bytes that old is a duplicate the
-    /// receiver discards; it is still shifted, by the folded amount.
+    /// The receiver acknowledged the sender's bytes before `acked`. Edits wholly before it
+    /// are kept (a late duplicate of their segments still comes out rewritten, the same
+    /// bytes as the first copy) until room is needed: then they are folded into one shift,
+    /// and a retransmission of bytes that old (which the receiver discards) is only shifted.
     pub fn settle(&mut self, acked: u64) {
+        self.acked = self.acked.max(acked);
+    }
+
+    /// Fold the edits that end by `acked` into the settled shift.
+    fn fold(&mut self, acked: u64) {
         while let Some(edit) = self.edits.front() {
             if edit.end() > acked {
                 break;
@@ -196,6 +215,39 @@ impl Ledger {
             self.settled_to = edit.end();
             self.edits.pop_front();
         }
+    }
+
+    /// Write the ledger (for a restart).
+    pub fn save(&self, e: &mut Encoder<'_>) -> io::Result<()> {
+        e.u64(self.settled as u64)?;
+        e.u64(self.settled_to)?;
+        e.len(self.edits.len())?;
+        for edit in &self.edits {
+            e.u64(edit.at)?;
+            e.u64(edit.old_len)?;
+            e.bytes(&edit.new)?;
+        }
+        Ok(())
+    }
+
+    /// Read a ledger written by [`Ledger::save`], checking what [`Ledger::push`] checks.
+    pub fn load(d: &mut Decoder<'_>) -> Result<Self, SnapshotError> {
+        let settled = d.u64()? as i64;
+        let settled_to = d.u64()?;
+        let mut ledger = Self {
+            settled,
+            settled_to,
+            acked: settled_to,
+            edits: VecDeque::new(),
+        };
+        for _ in 0..d.len(MAX_EDITS, "NAT edit count")? {
+            let (at, old_len) = (d.u64()?, d.u64()?);
+            let new = d.bytes(MAX_LINE, "NAT edit")?;
+            ledger
+                .push(at, old_len, &new)
+                .map_err(|_| SnapshotError::Invalid("NAT edit"))?;
+        }
+        Ok(ledger)
     }
 
     /// The edits' bytes held, for the buffer budget.

@@ -389,7 +389,7 @@ fn spawn<S: PacketSource + Send + 'static>(
                 let result = worker.run(&mut source, &receiver, wake_worker);
                 if let Err(error) = &result {
                     log::error!("queue {number}: stopping all workers: {error}");
-                    worker.shutdown();
+                    worker.shutdown(&mut source);
                 }
                 result
             })

@@ -262,7 +262,7 @@ fn a_completed_transfer_revokes_and_shutdown_cleans_up_the_rest() {
     );
     assert_eq!(worker.apply_counters().removed, 1);
     let before = journal.lock().unwrap().len();
-    worker.shutdown();
+    worker.shutdown(&mut queue);
     assert_eq!(journal.lock().unwrap().len(), before);
 }
 
@@ -271,7 +271,7 @@ fn shutdown_removes_live_pinholes_when_asked() {
     let (mut worker, mut queue, journal) = rig(false);
     let packets = passive_session();
     feed(&mut worker, &mut queue, &packets[..6]);
-    worker.shutdown();
+    worker.shutdown(&mut queue);
     assert_eq!(
         journal.lock().unwrap().last().unwrap(),
         "remove tcp 198.51.100.2 -> 203.0.113.2:50000"

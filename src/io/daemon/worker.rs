@@ -324,8 +324,13 @@ impl Worker {
 
     /// Stop: remove live expectations if asked, leave the state for the next start, log the
     /// counters.
-    pub(crate) fn shutdown(&mut self) {
+    pub(crate) fn shutdown(&mut self, source: &mut dyn PacketSource) {
         let now = self.clock.now();
+        // Held packets go out now (as far as they can be rewritten); the state file keeps
+        // the sequence ledgers, not packets.
+        self.engine.release_all_held();
+        self.apply_actions(now);
+        self.release_held(source);
         if self.settings.cleanup {
             let live = self.engine.expectations().len();
             self.engine.revoke_everything(now);
@@ -388,7 +393,7 @@ impl Worker {
                 while let Ok(command) = commands.try_recv() {
                     match command {
                         Command::Stop => {
-                            self.shutdown();
+                            self.shutdown(source);
                             return Ok(());
                         }
                         Command::Recheck => self.recheck(),

@@ -85,14 +85,21 @@ fn edits_are_ordered_bounded_and_settle() {
     assert!(!ledger.is_identity());
     assert_eq!(ledger.map(30), 30);
     ledger.settle(15);
-    assert_eq!(ledger.pending(), 1);
+    // Acknowledged edits stay until room is needed.
+    assert_eq!(ledger.pending(), 2);
     assert_eq!(ledger.map(17), 19);
     assert_eq!(ledger.unmap(19), 17);
     assert_eq!(ledger.push(12, 1, b"x"), Err(EditError::OutOfOrder));
-    for i in 0..MAX_EDITS as u64 - 1 {
+    for i in 0..MAX_EDITS as u64 - 2 {
         ledger.push(100 + i * 10, 2, b"y").unwrap();
     }
-    assert_eq!(ledger.push(10_000, 2, b"y"), Err(EditError::Full));
+    // Full: the acknowledged first edit is folded to make room, and the mapping holds.
+    ledger.push(10_000, 2, b"y").unwrap();
+    assert_eq!(ledger.pending(), MAX_EDITS);
+    assert_eq!(ledger.map(17), 19);
+    assert_eq!(ledger.unmap(19), 17);
+    // Nothing more is acknowledged: no more room.
+    assert_eq!(ledger.push(20_000, 2, b"y"), Err(EditError::Full));
 }
 
 #[test]
