@@ -21,12 +21,12 @@ use crate::io::backend::Backend;
 use crate::io::backend::BackendError;
 use crate::io::backend::DEFAULT_ANSWER_TIMEOUT;
 use crate::io::backend::Element;
-use crate::io::backend::link::Link;
 use crate::io::backend::split_families;
 use crate::io::netlink;
 use crate::io::netlink::Expect;
 use crate::io::netlink::Header;
 use crate::io::netlink::KernelError;
+use crate::io::netlink::Link;
 use crate::io::netlink::Writer;
 use crate::io::netlink::consts::IPSET_ATTR_DATA;
 use crate::io::netlink::consts::IPSET_ATTR_FAMILY;
@@ -88,7 +88,7 @@ impl IpsetBackend {
     /// Send one ADD or DEL per element in one datagram and collect the refusals.
     fn transact(&mut self, command: u16, elements: &[Element]) -> Result<(), BackendError> {
         let (v4, v6) = split_families(elements)?;
-        let socket = self.link.socket()?;
+        let socket = self.link.socket().map_err(BackendError::Socket)?;
         self.writer.clear();
         let mut sent = Vec::new();
         for (index, group) in [v4, v6].iter().enumerate() {
@@ -124,7 +124,7 @@ impl IpsetBackend {
 
     /// HEADER one set: it must exist, be `hash:ip,port,ip`, and have the right family.
     fn check_set(&mut self, index: usize) -> Result<(), BackendError> {
-        let seq = self.link.socket()?.next_seq();
+        let seq = self.link.socket().map_err(BackendError::Socket)?.next_seq();
         header_message(&mut self.writer, seq, &self.sets[index])
             .map_err(|e| netlink_error(&self.sets, index, e))?;
         let expect = Expect {

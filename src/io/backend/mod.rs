@@ -3,10 +3,10 @@
 //! packet against; or nowhere ([`NoBackend`], a dry run).
 //!
 //! Owns: turning a [`DataKey`] plus a lifetime ([`Element`]) into set elements, adding and
-//! removing them over netfilter netlink and waiting (at most the answer timeout, `link`) for
-//! the kernel's ACK, checking that the sets exist, and saying what to do when they do not
-//! ([`BackendError`]). It does not own
-//! the rules that use the sets (`ftp-alg rules`), nor when to add or remove (the engine).
+//! removing them over netfilter netlink and waiting (at most the answer timeout, through a
+//! `netlink::Link`) for the kernel's ACK, checking that the sets exist, and saying what to do
+//! when they do not ([`BackendError`]). It does not own the rules that use the sets
+//! (`ftp-alg rules`), nor when to add or remove (the engine).
 //!
 //! Element meaning, from [`DataKey`]: `src` is the host that will connect (the data SYN's
 //! source), `dst` the announced address (the SYN's destination), `dport` the announced
@@ -14,10 +14,7 @@
 
 mod error;
 mod ipset;
-mod link;
 mod nft;
-#[cfg(test)]
-mod wire_oracle;
 
 use std::time::Duration;
 

@@ -23,13 +23,13 @@ use crate::io::backend::Backend;
 use crate::io::backend::BackendError;
 use crate::io::backend::DEFAULT_ANSWER_TIMEOUT;
 use crate::io::backend::Element;
-use crate::io::backend::link::Link;
 use crate::io::backend::split_families;
 use crate::io::netlink;
 use crate::io::netlink::Exchange;
 use crate::io::netlink::Expect;
 use crate::io::netlink::Header;
 use crate::io::netlink::KernelError;
+use crate::io::netlink::Link;
 use crate::io::netlink::Writer;
 use crate::io::netlink::consts::NFNL_MSG_BATCH_BEGIN;
 use crate::io::netlink::consts::NFNL_MSG_BATCH_END;
@@ -111,7 +111,7 @@ impl NftBackend {
     /// Send one batch made of `parts`, in order (each a message kind and one element list
     /// per set), and wait for every answer.
     fn transact(&mut self, parts: &[Part<'_>]) -> Result<(Exchange, Sent), BackendError> {
-        let socket = self.link.socket()?;
+        let socket = self.link.socket().map_err(BackendError::Socket)?;
         let mut sent = Vec::new();
         let begin = socket.next_seq();
         self.writer.clear();
@@ -181,7 +181,7 @@ impl NftBackend {
 
     /// GETSET one set and check what can be checked cheaply.
     fn check_set(&mut self, index: usize) -> Result<(), BackendError> {
-        let seq = self.link.socket()?.next_seq();
+        let seq = self.link.socket().map_err(BackendError::Socket)?.next_seq();
         let names = &self.names;
         get_set_message(&mut self.writer, seq, &names.table, &names.sets[index])
             .map_err(|e| names.netlink_error(index, e))?;

@@ -3,8 +3,8 @@ use std::time::Duration;
 
 use super::*;
 use crate::expect::DataKey;
-use crate::io::backend::wire_oracle::nest;
-use crate::io::backend::wire_oracle::nla;
+use crate::io::netlink::wire_oracle::nest;
+use crate::io::netlink::wire_oracle::nla;
 
 fn element(src: &str, dst: &str, port: u16, timeout: Duration) -> Element {
     Element {

@@ -2,8 +2,8 @@ use std::num::NonZeroU16;
 use std::time::Duration;
 
 use super::*;
-use crate::io::backend::wire_oracle::nest;
-use crate::io::backend::wire_oracle::nla;
+use crate::io::netlink::wire_oracle::nest;
+use crate::io::netlink::wire_oracle::nla;
 
 fn key(src: &str, dst: &str, port: u16) -> DataKey {
     DataKey {
