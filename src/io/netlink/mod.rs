@@ -1,5 +1,5 @@
-//! In-house netfilter netlink (`NETLINK_NETFILTER`), shared by the queue and the set
-//! backends.
+//! In-house netfilter netlink (`NETLINK_NETFILTER`), shared by the queue, the set backends
+//! and the conntrack lookup.
 //!
 //! Owns: the wire format of requests ([`Writer`]: `nlmsghdr`, `nfgenmsg`, attributes,
 //! nesting; include/uapi/linux/netlink.h and netfilter/nfnetlink.h), bounds-checked parsing
@@ -8,9 +8,9 @@
 //! (`Link`), and the errors ([`Error`], [`KernelError`], [`Malformed`]). The numbers are in
 //! [`consts`], each with its header.
 //!
-//! It does not own what any message means: that is [`crate::io::nfqueue`] and
-//! [`crate::io::backend`]. Why we do not use the `nfq`, `nftnl` or `ipset` crates is in
-//! `docs/netlink.md`.
+//! It does not own what any message means: that is [`crate::io::nfqueue`],
+//! [`crate::io::backend`] and [`crate::io::conntrack`]. Why we do not use the `nfq`,
+//! `nftnl` or `ipset` crates is in `docs/netlink.md`.
 
 pub mod consts;
 
