@@ -12,7 +12,9 @@
 //!   Without `NLM_F_EXCL` the kernel sets `IPSET_FLAG_EXIST`, so a re-add refreshes the
 //!   timeout and deleting a missing element succeeds (`IPSET_ERR_EXIST` is still
 //!   tolerated, for kernels that report it);
-//! - check: `IPSET_CMD_HEADER`, whose reply names the type and family.
+//! - check: `IPSET_CMD_HEADER`, whose reply names the type and family;
+//! - NAT: an ipset cannot express a DNAT map, so an element with a NAT mapping is refused
+//!   ([`BackendError::NatUnsupported`]) before anything is sent.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -87,6 +89,13 @@ impl IpsetBackend {
 
     /// Send one ADD or DEL per element in one datagram and collect the refusals.
     fn transact(&mut self, command: u16, elements: &[Element]) -> Result<(), BackendError> {
+        if let Some(element) = elements.iter().find(|e| e.nat.is_some()) {
+            return Err(BackendError::NatUnsupported {
+                backend: self.describe(),
+                key: element.key,
+                fix: "an ipset cannot hold a DNAT map: use the nftables backend for NAT".to_owned(),
+            });
+        }
         let (v4, v6) = split_families(elements)?;
         let socket = self.link.socket().map_err(BackendError::Socket)?;
         self.writer.clear();

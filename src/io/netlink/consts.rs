@@ -93,6 +93,12 @@ pub const NFTA_SET_FLAGS: u16 = 3;
 pub const NFTA_SET_KEY_TYPE: u16 = 4;
 /// Key length in bytes (be32).
 pub const NFTA_SET_KEY_LEN: u16 = 5;
+/// A map's data type (be32).
+pub const NFTA_SET_DATA_TYPE: u16 = 6;
+/// A map's data length in bytes (be32).
+pub const NFTA_SET_DATA_LEN: u16 = 7;
+/// `enum nft_set_flags`: a map (elements carry data).
+pub const NFT_SET_MAP: u32 = 0x8;
 /// `enum nft_set_flags`: elements may time out.
 pub const NFT_SET_TIMEOUT: u32 = 0x10;
 /// `enum nft_set_elem_list_attributes`: table.
@@ -105,6 +111,8 @@ pub const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
 pub const NFTA_LIST_ELEM: u16 = 1;
 /// `enum nft_set_elem_attributes`: key (nested `NFTA_DATA_VALUE`).
 pub const NFTA_SET_ELEM_KEY: u16 = 1;
+/// A map element's data (nested `NFTA_DATA_VALUE`).
+pub const NFTA_SET_ELEM_DATA: u16 = 2;
 /// Timeout in milliseconds (be64).
 pub const NFTA_SET_ELEM_TIMEOUT: u16 = 4;
 /// `enum nft_data_attributes`: a value.
