@@ -2,11 +2,13 @@
 //!
 //! Owns: reading captures ([`capture`]), the offline replay loop ([`replay`]) and its
 //! reporting ([`report`]); for the daemon, the libc calls ([`sys`], the crate's only
-//! `unsafe`), netfilter netlink ([`netlink`]), NFQUEUE ([`nfqueue`]) and the kernel sets
-//! that hold expectations ([`backend`]); the daemon's loop ([`daemon`]).
+//! `unsafe`), netfilter netlink ([`netlink`]), NFQUEUE ([`nfqueue`]), the kernel sets
+//! that hold expectations ([`backend`]) and conntrack lookups ([`conntrack`]); the daemon's
+//! loop ([`daemon`]).
 
 pub mod backend;
 pub mod capture;
+pub mod conntrack;
 pub mod daemon;
 pub mod netlink;
 pub mod nfqueue;

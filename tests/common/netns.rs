@@ -20,6 +20,11 @@ impl Netns {
         Self(name)
     }
 
+    /// Its name, for `ip ... netns NAME`.
+    pub fn name(&self) -> &str {
+        &self.0
+    }
+
     /// `program` to run inside the namespace.
     pub fn command(&self, program: &str) -> Command {
         let mut command = Command::new("ip");

@@ -17,8 +17,20 @@ pub enum BackendError {
         /// How to create it.
         fix: String,
     },
-    /// A key had an IPv4 and an IPv6 address (caller misuse); nothing was sent.
+    /// A key, or a key and its NAT mapping, had an IPv4 and an IPv6 address (caller misuse);
+    /// nothing was sent.
     MixedFamily(DataKey),
+    /// An element carries a NAT mapping (`Element::nat`) that the backend has nowhere to put:
+    /// ipset cannot hold a DNAT map, and the nftables backend writes one only when its NAT
+    /// maps are enabled (`NftBackend::with_nat_maps`). Nothing was sent.
+    NatUnsupported {
+        /// The backend, as [`Backend::describe`](super::Backend::describe) names it.
+        backend: String,
+        /// The expectation whose mapping could not be written.
+        key: DataKey,
+        /// What to do.
+        fix: String,
+    },
     /// The kernel did not answer properly (malformed answer, I/O error). A timeout is
     /// [`Timeout`](Self::Timeout) instead.
     Netlink {
@@ -91,8 +103,13 @@ impl fmt::Display for BackendError {
             Self::MissingSet { set, fix } => write!(f, "{set} does not exist: {fix}"),
             Self::MixedFamily(key) => write!(
                 f,
-                "expectation {key} mixes IPv4 and IPv6 addresses: not installed (a bug in \
-                 the caller)"
+                "expectation {key} (or its NAT mapping) mixes IPv4 and IPv6 addresses: not \
+                 installed (a bug in the caller)"
+            ),
+            Self::NatUnsupported { backend, key, fix } => write!(
+                f,
+                "{backend} cannot hold the NAT mapping of expectation {key}: nothing was sent; \
+                 {fix}"
             ),
             Self::Netlink { set, error } => write!(f, "{set}: {error}"),
             Self::PermissionDenied { set } => write!(

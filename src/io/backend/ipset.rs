@@ -12,7 +12,9 @@
 //!   Without `NLM_F_EXCL` the kernel sets `IPSET_FLAG_EXIST`, so a re-add refreshes the
 //!   timeout and deleting a missing element succeeds (`IPSET_ERR_EXIST` is still
 //!   tolerated, for kernels that report it);
-//! - check: `IPSET_CMD_HEADER`, whose reply names the type and family.
+//! - check: `IPSET_CMD_HEADER`, whose reply names the type and family;
+//! - NAT: an ipset cannot express a DNAT map, so an element with a NAT mapping is refused
+//!   ([`BackendError::NatUnsupported`]) before anything is sent.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -21,12 +23,12 @@ use crate::io::backend::Backend;
 use crate::io::backend::BackendError;
 use crate::io::backend::DEFAULT_ANSWER_TIMEOUT;
 use crate::io::backend::Element;
-use crate::io::backend::link::Link;
 use crate::io::backend::split_families;
 use crate::io::netlink;
 use crate::io::netlink::Expect;
 use crate::io::netlink::Header;
 use crate::io::netlink::KernelError;
+use crate::io::netlink::Link;
 use crate::io::netlink::Writer;
 use crate::io::netlink::consts::IPSET_ATTR_DATA;
 use crate::io::netlink::consts::IPSET_ATTR_FAMILY;
@@ -87,8 +89,15 @@ impl IpsetBackend {
 
     /// Send one ADD or DEL per element in one datagram and collect the refusals.
     fn transact(&mut self, command: u16, elements: &[Element]) -> Result<(), BackendError> {
+        if let Some(element) = elements.iter().find(|e| e.nat.is_some()) {
+            return Err(BackendError::NatUnsupported {
+                backend: self.describe(),
+                key: element.key,
+                fix: "an ipset cannot hold a DNAT map: use the nftables backend for NAT".to_owned(),
+            });
+        }
         let (v4, v6) = split_families(elements)?;
-        let socket = self.link.socket()?;
+        let socket = self.link.socket().map_err(BackendError::Socket)?;
         self.writer.clear();
         let mut sent = Vec::new();
         for (index, group) in [v4, v6].iter().enumerate() {
@@ -124,7 +133,7 @@ impl IpsetBackend {
 
     /// HEADER one set: it must exist, be `hash:ip,port,ip`, and have the right family.
     fn check_set(&mut self, index: usize) -> Result<(), BackendError> {
-        let seq = self.link.socket()?.next_seq();
+        let seq = self.link.socket().map_err(BackendError::Socket)?.next_seq();
         header_message(&mut self.writer, seq, &self.sets[index])
             .map_err(|e| netlink_error(&self.sets, index, e))?;
         let expect = Expect {

@@ -2,22 +2,23 @@
 //! an ipset ([`IpsetBackend`]) that the firewall's rules match a data connection's first
 //! packet against; or nowhere ([`NoBackend`], a dry run).
 //!
-//! Owns: turning a [`DataKey`] plus a lifetime ([`Element`]) into set elements, adding and
-//! removing them over netfilter netlink and waiting (at most the answer timeout, `link`) for
-//! the kernel's ACK, checking that the sets exist, and saying what to do when they do not
-//! ([`BackendError`]). It does not own
-//! the rules that use the sets (`ftp-alg rules`), nor when to add or remove (the engine).
+//! Owns: turning a [`DataKey`] plus a lifetime ([`Element`]) into set elements (and, for an
+//! element with a NAT mapping, an element of the nftables NAT map beside the set), adding and
+//! removing them over netfilter netlink and waiting (at most the answer timeout, through a
+//! `netlink::Link`) for the kernel's ACK, checking that the sets exist, and saying what to do
+//! when they do not ([`BackendError`]). It does not own the rules that use the sets
+//! (`ftp-alg rules`), nor when to add or remove (the engine).
 //!
 //! Element meaning, from [`DataKey`]: `src` is the host that will connect (the data SYN's
 //! source), `dst` the announced address (the SYN's destination), `dport` the announced
-//! port. IPv4 keys go to the IPv4 set, IPv6 keys to the IPv6 set.
+//! port. IPv4 keys go to the IPv4 set, IPv6 keys to the IPv6 set. With a NAT mapping
+//! ([`Element::nat`]) the data SYN arrives from `src` for the mapping's public address and
+//! port; the NAT map element (`src . public . port : dst . dport`) translates it in
+//! prerouting, and the set element then matches it in forward, after DNAT.
 
 mod error;
 mod ipset;
-mod link;
 mod nft;
-#[cfg(test)]
-mod wire_oracle;
 
 use std::time::Duration;
 
@@ -26,6 +27,7 @@ use crate::expect::NatMapping;
 
 pub use error::BackendError;
 pub use ipset::IpsetBackend;
+pub use nft::DEFAULT_NAT_MAPS;
 pub use nft::NftBackend;
 
 /// How long a set backend waits for the kernel's answers unless told otherwise

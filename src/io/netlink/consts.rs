@@ -49,6 +49,8 @@ pub const NFNETLINK_V0: u8 = 0;
 pub const NFNL_MSG_BATCH_BEGIN: u16 = NLMSG_MIN_TYPE;
 /// Batch end.
 pub const NFNL_MSG_BATCH_END: u16 = NLMSG_MIN_TYPE + 1;
+/// Subsystem: ctnetlink (conntrack entries).
+pub const NFNL_SUBSYS_CTNETLINK: u16 = 1;
 /// Subsystem: nfnetlink_queue.
 pub const NFNL_SUBSYS_QUEUE: u16 = 3;
 /// Subsystem: ipset.
@@ -91,6 +93,12 @@ pub const NFTA_SET_FLAGS: u16 = 3;
 pub const NFTA_SET_KEY_TYPE: u16 = 4;
 /// Key length in bytes (be32).
 pub const NFTA_SET_KEY_LEN: u16 = 5;
+/// A map's data type (be32).
+pub const NFTA_SET_DATA_TYPE: u16 = 6;
+/// A map's data length in bytes (be32).
+pub const NFTA_SET_DATA_LEN: u16 = 7;
+/// `enum nft_set_flags`: a map (elements carry data).
+pub const NFT_SET_MAP: u32 = 0x8;
 /// `enum nft_set_flags`: elements may time out.
 pub const NFT_SET_TIMEOUT: u32 = 0x10;
 /// `enum nft_set_elem_list_attributes`: table.
@@ -103,10 +111,41 @@ pub const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
 pub const NFTA_LIST_ELEM: u16 = 1;
 /// `enum nft_set_elem_attributes`: key (nested `NFTA_DATA_VALUE`).
 pub const NFTA_SET_ELEM_KEY: u16 = 1;
+/// A map element's data (nested `NFTA_DATA_VALUE`).
+pub const NFTA_SET_ELEM_DATA: u16 = 2;
 /// Timeout in milliseconds (be64).
 pub const NFTA_SET_ELEM_TIMEOUT: u16 = 4;
 /// `enum nft_data_attributes`: a value.
 pub const NFTA_DATA_VALUE: u16 = 1;
+
+// ---- include/uapi/linux/netfilter/nfnetlink_conntrack.h ------------------------------
+
+/// `enum cntl_msg_types`: a conntrack entry (also the answer to a GET).
+pub const IPCTNL_MSG_CT_NEW: u16 = 0;
+/// Get one conntrack entry by one of its tuples.
+pub const IPCTNL_MSG_CT_GET: u16 = 1;
+/// `enum ctattr_type`: the original direction's tuple (nested `CTA_TUPLE_*`).
+pub const CTA_TUPLE_ORIG: u16 = 1;
+/// The reply direction's tuple.
+pub const CTA_TUPLE_REPLY: u16 = 2;
+/// `enum ctattr_tuple`: addresses (nested `CTA_IP_*`).
+pub const CTA_TUPLE_IP: u16 = 1;
+/// Protocol and ports (nested `CTA_PROTO_*`).
+pub const CTA_TUPLE_PROTO: u16 = 2;
+/// `enum ctattr_ip`: IPv4 source (4 bytes, network order).
+pub const CTA_IP_V4_SRC: u16 = 1;
+/// IPv4 destination.
+pub const CTA_IP_V4_DST: u16 = 2;
+/// IPv6 source (16 bytes).
+pub const CTA_IP_V6_SRC: u16 = 3;
+/// IPv6 destination.
+pub const CTA_IP_V6_DST: u16 = 4;
+/// `enum ctattr_l4proto`: the L4 protocol number (u8).
+pub const CTA_PROTO_NUM: u16 = 1;
+/// Source port (be16).
+pub const CTA_PROTO_SRC_PORT: u16 = 2;
+/// Destination port (be16).
+pub const CTA_PROTO_DST_PORT: u16 = 3;
 
 // ---- include/uapi/linux/netfilter/nfnetlink_queue.h -----------------------------------
 

@@ -3,8 +3,9 @@ use std::time::Duration;
 
 use super::*;
 use crate::expect::DataKey;
-use crate::io::backend::wire_oracle::nest;
-use crate::io::backend::wire_oracle::nla;
+use crate::expect::NatMapping;
+use crate::io::netlink::wire_oracle::nest;
+use crate::io::netlink::wire_oracle::nla;
 
 fn element(src: &str, dst: &str, port: u16, timeout: Duration) -> Element {
     Element {
@@ -168,4 +169,31 @@ fn the_answer_timeout_reaches_the_socket() {
         return;
     };
     assert_eq!(socket.answer_timeout(), Duration::from_millis(30));
+}
+
+#[test]
+fn nat_mappings_are_refused_before_anything_is_sent() {
+    let mut ipset = IpsetBackend::new("ftpalg-expect4", "ftpalg-expect6");
+    let plain = element("198.51.100.2", "192.0.2.1", 2121, Duration::from_secs(5));
+    let natted = Element {
+        nat: Some(NatMapping {
+            public: "203.0.113.1".parse().unwrap(),
+            port: NonZeroU16::new(40000).unwrap(),
+        }),
+        ..plain
+    };
+    for result in [ipset.install(&[plain, natted]), ipset.remove(&[natted])] {
+        let error = result.unwrap_err();
+        assert!(
+            matches!(error, BackendError::NatUnsupported { .. }),
+            "{error:?}"
+        );
+        assert_eq!(
+            error.to_string(),
+            "ipset sets ftpalg-expect4/ftpalg-expect6 (hash:ip,port,ip) cannot hold the NAT \
+             mapping of expectation tcp 198.51.100.2 -> 192.0.2.1:2121: nothing was sent; an \
+             ipset cannot hold a DNAT map: use the nftables backend for NAT"
+        );
+    }
+    assert!(!ipset.link.is_open(), "nothing was opened");
 }

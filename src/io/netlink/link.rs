@@ -1,5 +1,5 @@
-//! A backend's netlink connection: the socket, opened on first use with the backend's answer
-//! timeout, and thrown away after a failed exchange.
+//! A netlink connection of one user (a set backend, the conntrack lookup): the socket, opened
+//! on first use with the user's answer timeout, and thrown away after a failed exchange.
 //!
 //! Owns: when the socket is opened and when it is dropped. A failed exchange (a timeout, an
 //! I/O error, an answer we could not read) leaves the socket in an unknown state: answers may
@@ -7,18 +7,17 @@
 //! id, so nothing left over can reach it. (Sequence numbers already keep a late answer from
 //! being taken for a later request's, see [`Socket`]; this also frees its buffer space.)
 //!
-//! It does not own what is sent or what the answers mean: that is the backends'.
+//! It does not own what is sent or what the answers mean: that is its users'.
 
 use std::time::Duration;
 
-use crate::io::backend::BackendError;
 use crate::io::netlink;
 use crate::io::netlink::Exchange;
 use crate::io::netlink::Expect;
 use crate::io::netlink::SMALL_RECEIVE;
 use crate::io::netlink::Socket;
 
-/// The socket of one backend, if open, and the bound on each exchange.
+/// The socket of one user, if open, and the bound on each exchange.
 #[derive(Debug)]
 pub(crate) struct Link {
     socket: Option<Socket>,
@@ -43,8 +42,8 @@ impl Link {
     }
 
     /// The socket, opened now if needed (for sequence numbers before a request is built).
-    pub(crate) fn socket(&mut self) -> Result<&mut Socket, BackendError> {
-        self.open().map_err(BackendError::Socket)
+    pub(crate) fn socket(&mut self) -> Result<&mut Socket, netlink::Error> {
+        self.open()
     }
 
     /// Send `request` and wait for the answers `expect` names, at most the timeout. After

@@ -1,8 +1,8 @@
 //! Test-only: netlink attributes spelled out by hand, independently of `netlink::Writer`,
-//! so the backends' byte-exact tests compare the writer against a second implementation.
+//! so the byte-exact tests of the backends and the conntrack lookup compare the writer against a second implementation.
 
 /// One attribute: length, type, payload, padded to 4 bytes.
-pub(super) fn nla(kind: u16, payload: &[u8]) -> Vec<u8> {
+pub(crate) fn nla(kind: u16, payload: &[u8]) -> Vec<u8> {
     let mut out = u16::try_from(4 + payload.len())
         .unwrap()
         .to_ne_bytes()
@@ -14,7 +14,7 @@ pub(super) fn nla(kind: u16, payload: &[u8]) -> Vec<u8> {
 }
 
 /// A nested attribute (NLA_F_NESTED) around `children`.
-pub(super) fn nest(kind: u16, children: &[Vec<u8>]) -> Vec<u8> {
+pub(crate) fn nest(kind: u16, children: &[Vec<u8>]) -> Vec<u8> {
     let body = children.concat();
     let mut out = u16::try_from(4 + body.len())
         .unwrap()
