@@ -451,6 +451,7 @@ impl RunArgs {
                     table: self.names.table.clone(),
                     set4: self.names.set4.clone(),
                     set6: self.names.set6.clone(),
+                    nat_maps: self.nat || !self.engine.nat_map.is_empty(),
                 },
                 BackendArg::Ipset => daemon::BackendChoice::Ipset {
                     set4: self.names.ipset4.clone(),

@@ -43,12 +43,16 @@ use signal_hook::iterator::Signals;
 
 use crate::action::Verdict;
 use crate::config::Config;
+use crate::config::NatMode;
 use crate::engine::Engine;
+use crate::flow::Control;
 use crate::io::backend::Backend;
 use crate::io::backend::BackendError;
+use crate::io::backend::DEFAULT_NAT_MAPS;
 use crate::io::backend::IpsetBackend;
 use crate::io::backend::NftBackend;
 use crate::io::backend::NoBackend;
+use crate::io::conntrack::Conntrack;
 use crate::io::daemon::fault::Fault;
 use crate::io::daemon::fault::Faulty;
 use crate::io::daemon::logfile::LogFile;
@@ -56,10 +60,12 @@ use crate::io::daemon::source::PacketSource;
 use crate::io::daemon::state::StateFile;
 use crate::io::daemon::worker::Clock;
 use crate::io::daemon::worker::Command;
+use crate::io::daemon::worker::Translations;
 use crate::io::daemon::worker::Worker;
 use crate::io::daemon::worker::WorkerSettings;
 use crate::io::nfqueue;
 use crate::io::nfqueue::Queue;
+use crate::nat::Translation;
 use crate::time::Duration;
 
 pub use supervise::WorkerFailure;
@@ -75,6 +81,8 @@ pub enum BackendChoice {
         set4: String,
         /// IPv6 set.
         set6: String,
+        /// Also write NAT map elements (maps `dnat4`/`dnat6` of the same table; `--nat`).
+        nat_maps: bool,
     },
     /// ipset sets.
     Ipset {
@@ -183,8 +191,19 @@ fn open_backend(
     timeout: std::time::Duration,
 ) -> Result<Box<dyn Backend>, BackendError> {
     let mut backend: Box<dyn Backend> = match choice {
-        BackendChoice::Nft { table, set4, set6 } => {
-            Box::new(NftBackend::new(table, set4, set6).with_answer_timeout(timeout))
+        BackendChoice::Nft {
+            table,
+            set4,
+            set6,
+            nat_maps,
+        } => {
+            let backend = NftBackend::new(table, set4, set6).with_answer_timeout(timeout);
+            let [map4, map6] = DEFAULT_NAT_MAPS;
+            Box::new(if *nat_maps {
+                backend.with_nat_maps(map4, map6)
+            } else {
+                backend
+            })
         }
         BackendChoice::Ipset { set4, set6 } => {
             Box::new(IpsetBackend::new(set4, set6).with_answer_timeout(timeout))
@@ -193,6 +212,36 @@ fn open_backend(
     };
     backend.check()?;
     Ok(backend)
+}
+
+/// What one worker is built from: its engine, backend, state file and, with `--nat`, where
+/// it learns translations.
+pub(crate) type WorkerParts = (
+    Engine,
+    Box<dyn Backend>,
+    Option<StateFile>,
+    Option<Box<dyn Translations>>,
+);
+
+/// With `--nat`: a conntrack handle for one worker to learn translations through.
+fn open_conntrack(settings: &Settings) -> Result<Option<Box<dyn Translations>>, DaemonError> {
+    if !matches!(settings.engine.nat.mode, NatMode::Conntrack(_)) {
+        return Ok(None);
+    }
+    let conntrack = Conntrack::open()
+        .map_err(|error| {
+            DaemonError::Setup(io::Error::other(format!(
+                "--nat learns translations from conntrack, which cannot be read: {error}"
+            )))
+        })?
+        .with_answer_timeout(settings.netlink_timeout);
+    Ok(Some(Box::new(conntrack)))
+}
+
+impl Translations for Conntrack {
+    fn translation(&mut self, control: &Control) -> Result<Translation, String> {
+        Self::translation(self, control).map_err(|error| error.to_string())
+    }
 }
 
 /// Run until SIGTERM/SIGINT (`Ok`) or until a worker fails: its queue failed, or it panicked
@@ -205,6 +254,11 @@ pub fn run(settings: &Settings, log_file: Option<&LogFile>) -> Result<(), Daemon
     let mut fault = Fault::from_env();
     let mut handles = Vec::new();
     let mut described = String::new();
+    if settings.engine.nat.is_on() && matches!(settings.backend, BackendChoice::Ipset { .. }) {
+        return Err(DaemonError::Setup(io::Error::other(
+            "--nat and --nat-map need --backend nft (an ipset cannot hold the NAT maps)",
+        )));
+    }
     for &number in &settings.queues {
         // Each worker has its own netlink sockets; the sets are checked before any packet is
         // taken from the kernel.
@@ -218,11 +272,12 @@ pub fn run(settings: &Settings, log_file: Option<&LogFile>) -> Result<(), Daemon
         // Packets wait in the kernel's queue while the state loads.
         let state = state_file(settings, number, &backend.describe());
         let engine = start_engine(number, settings, state.as_ref(), clock);
+        let translations = open_conntrack(settings)?;
         let handle = match fault.take() {
             Some(fault) => spawn(
                 number,
                 Faulty::new(queue, fault),
-                (engine, backend, state),
+                (engine, backend, state, translations),
                 settings,
                 clock,
                 &signals,
@@ -230,7 +285,7 @@ pub fn run(settings: &Settings, log_file: Option<&LogFile>) -> Result<(), Daemon
             None => spawn(
                 number,
                 queue,
-                (engine, backend, state),
+                (engine, backend, state, translations),
                 settings,
                 clock,
                 &signals,
@@ -362,7 +417,7 @@ fn start_engine(
 fn spawn<S: PacketSource + Send + 'static>(
     number: u16,
     mut source: S,
-    (engine, backend, state): (Engine, Box<dyn Backend>, Option<StateFile>),
+    (engine, backend, state, translations): WorkerParts,
     settings: &Settings,
     clock: Clock,
     signals: &Signals,
@@ -386,6 +441,9 @@ fn spawn<S: PacketSource + Send + 'static>(
         .spawn(move || {
             supervise::run_worker(number, &stop_all, || {
                 let mut worker = Worker::new(name, engine, backend, worker_settings, clock);
+                if let Some(translations) = translations {
+                    worker = worker.with_translations(translations);
+                }
                 let result = worker.run(&mut source, &receiver, wake_worker);
                 if let Err(error) = &result {
                     log::error!("queue {number}: stopping all workers: {error}");

@@ -351,8 +351,13 @@ impl Drop for IdleQueue {
 }
 
 /// A fresh engine, no backend, no state file.
-fn parts() -> (Engine, Box<dyn Backend>, Option<super::state::StateFile>) {
-    (Engine::new(Config::default()), Box::new(NoBackend), None)
+fn parts() -> super::WorkerParts {
+    (
+        Engine::new(Config::default()),
+        Box::new(NoBackend),
+        None,
+        None,
+    )
 }
 
 fn daemon_settings() -> Settings {
@@ -431,4 +436,83 @@ fn a_failing_queue_stops_the_other_workers_and_fails_the_daemon() {
     );
     assert!(took < Duration::from_secs(3), "took {took:?}");
     assert_eq!(released, [true, true], "the other workers stopped");
+}
+
+/// A conntrack that says every connection's client is masqueraded as `public`.
+struct FakeConntrack {
+    public: std::net::IpAddr,
+    lookups: Arc<Mutex<u32>>,
+}
+
+impl super::worker::Translations for FakeConntrack {
+    fn translation(
+        &mut self,
+        _control: &crate::flow::Control,
+    ) -> Result<crate::nat::Translation, String> {
+        *self.lookups.lock().unwrap() += 1;
+        Ok(crate::nat::Translation {
+            client_public: Some(self.public),
+            server_public: None,
+        })
+    }
+}
+
+#[test]
+fn nat_through_the_worker_holds_rewrites_and_releases_in_order() {
+    let journal = Journal::default();
+    let backend = FakeBackend {
+        journal: journal.clone(),
+        fail: false,
+    };
+    let config = Config {
+        nat: crate::config::Nat {
+            mode: crate::config::NatMode::Conntrack(crate::nat::NatMap::default()),
+            ..crate::config::Nat::default()
+        },
+        ..Config::default()
+    };
+    let lookups = Arc::new(Mutex::new(0));
+    let mut worker = Worker::new(
+        "queue 0".into(),
+        Engine::new(config),
+        Box::new(backend),
+        settings(),
+        Clock::start(),
+    )
+    .with_translations(Box::new(FakeConntrack {
+        public: "203.0.113.77".parse().unwrap(),
+        lookups: lookups.clone(),
+    }));
+    let mut queue = FakeQueue {
+        journal: journal.clone(),
+        fd: UnixStream::pair().unwrap().0,
+    };
+    let mut c = Conversation::new(
+        "192.0.2.2:40000".parse().unwrap(),
+        "198.51.100.2:21".parse().unwrap(),
+    );
+    c.login()
+        .send_split(Side::Client, b"PORT 192,0,2,2,19,136\r\n", &[10]);
+    let packets: Vec<Vec<u8>> = c.take_packets().into_iter().map(|p| p.bytes).collect();
+    let n = packets.len();
+    feed(&mut worker, &mut queue, &packets);
+    assert_eq!(
+        *lookups.lock().unwrap(),
+        1,
+        "one conntrack lookup per connection"
+    );
+    let journal = journal.lock().unwrap();
+    let tail: Vec<&str> = journal
+        .iter()
+        .rev()
+        .take(3)
+        .rev()
+        .map(String::as_str)
+        .collect();
+    // The pinhole first, then the held first part, then the completing part, both rewritten.
+    assert_eq!(tail[0], "install tcp 198.51.100.2 -> 192.0.2.2:5000 30s");
+    assert_eq!(tail[1], format!("verdict {} Rewritten(50 bytes)", n - 2));
+    assert_eq!(tail[2], format!("verdict {} Rewritten(56 bytes)", n - 1));
+    assert_eq!(worker.counters().held, 1);
+    assert_eq!(worker.counters().rewritten, 2);
 }
