@@ -41,6 +41,7 @@ struct Net {
     ends: [End; 2],
     now: Instant,
     installs: Vec<Expectation>,
+    refusals: Vec<String>,
 }
 
 const CLIENT: usize = 0;
@@ -48,11 +49,15 @@ const SERVER: usize = 1;
 
 impl Net {
     fn new(client: &str, server: &str, pairs: &[&str]) -> Self {
+        Self::with_nat(client, server, pairs, Nat::default())
+    }
+
+    fn with_nat(client: &str, server: &str, pairs: &[&str], nat: Nat) -> Self {
         let map = NatMap::new(pairs.iter().map(|p| p.parse::<NatPair>().unwrap()));
         let config = Config {
             nat: Nat {
                 mode: NatMode::Static(map),
-                ..Nat::default()
+                ..nat
             },
             ..Config::default()
         };
@@ -61,6 +66,7 @@ impl Net {
             ends: [End::default(), End::default()],
             now: Instant::from_micros(1_000_000),
             installs: Vec::new(),
+            refusals: Vec::new(),
         };
         net.ends[CLIENT].addr = Some(client.parse().unwrap());
         net.ends[SERVER].addr = Some(server.parse().unwrap());
@@ -138,6 +144,7 @@ impl Net {
             match action {
                 Action::Install(e) => self.installs.push(e),
                 Action::Release(release) => out.push(release.datagram),
+                Action::Refuse(r) => self.refusals.push(r.reason.as_str().to_owned()),
                 _ => {}
             }
         }
@@ -393,6 +400,112 @@ fn shrinking_eprt_and_a_second_rewrite_on_one_connection() {
             .ends_with("EPRT |1|9.9.9.9|5000|\r\nEPRT |1|9.9.9.9|5001|\r\nLIST\r\nQUIT\r\n")
     );
     assert_eq!(net.installs.len(), 2);
+}
+
+#[test]
+fn past_the_hold_bound_a_split_port_is_refused_not_half_rewritten() {
+    let nat = Nat {
+        hold_bytes: 10,
+        ..Nat::default()
+    };
+    let mut net = Net::with_nat(
+        "192.0.2.2:40000",
+        "203.0.113.2:21",
+        &["192.0.2.2=198.51.100.177"],
+        nat,
+    );
+    net.login();
+    net.send_split(CLIENT, b"PORT 192,0,2,2,19,136\r\n", &[9]);
+    net.send(CLIENT, b"NOOP\r\n");
+    net.settle();
+    // The server got the line as the client sent it, and no pinhole opened for it.
+    assert!(
+        net.text(SERVER)
+            .ends_with("PORT 192,0,2,2,19,136\r\nNOOP\r\n")
+    );
+    assert!(net.installs.is_empty());
+    assert_eq!(net.refusals, ["nat-unrewritable"]);
+    assert_eq!(net.engine.stats().nat_hold_overflow, 1);
+    assert_eq!(net.engine.stats().nat_too_late, 1);
+}
+
+#[test]
+fn a_held_segment_is_released_when_its_time_is_up() {
+    let mut net = Net::new(
+        "192.0.2.2:40000",
+        "203.0.113.2:21",
+        &["192.0.2.2=198.51.100.177"],
+    );
+    net.login();
+    let seq = net.ends[CLIENT].snd_nxt;
+    let first = net.segment(CLIENT, seq, b"PORT 192,0,");
+    assert!(net.pass(first).is_empty());
+    let due = net
+        .engine
+        .poll_timeout()
+        .expect("a deadline for the held segment");
+    assert!(due <= net.now + Duration::from_secs(2));
+    net.engine.handle_timeout(due);
+    let mut released = 0;
+    while let Some(action) = net.engine.poll_action() {
+        if let Action::Release(r) = action {
+            assert!(!r.rewritten);
+            released += 1;
+        }
+    }
+    assert_eq!(released, 1);
+    assert_eq!(net.engine.stats().nat_hold_expired, 1);
+}
+
+#[test]
+fn ipv6_eprt_behind_nat66() {
+    let mut net = Net::new(
+        "[2001:db8:2::2]:40000",
+        "[2001:db8:3::2]:21",
+        &["2001:db8:2::2=2001:db8:1::77"],
+    );
+    net.login();
+    net.send(CLIENT, b"EPRT |2|2001:db8:2::2|5000|\r\n");
+    net.send(SERVER, b"200 EPRT command successful.\r\n");
+    net.send(CLIENT, b"LIST\r\n");
+    net.settle();
+    assert!(
+        net.text(SERVER)
+            .ends_with("EPRT |2|2001:db8:1::77|5000|\r\nLIST\r\n")
+    );
+    assert_eq!(
+        net.installs[0].nat.unwrap().public.to_string(),
+        "2001:db8:1::77"
+    );
+}
+
+#[test]
+fn published_server_229_and_a_taken_public_port() {
+    let mut net = Net::new(
+        "198.51.100.2:40000",
+        "192.0.2.5:21",
+        &["192.0.2.5=203.0.113.100"],
+    );
+    net.login();
+    net.send(CLIENT, b"EPSV\r\n");
+    net.send(
+        SERVER,
+        b"229 Entering Extended Passive Mode (|||50000|)\r\n",
+    );
+    net.send(CLIENT, b"EPSV\r\n");
+    // The same port again for the same client: the key is the same, so is the face.
+    net.send(
+        SERVER,
+        b"229 Entering Extended Passive Mode (|||50000|)\r\n",
+    );
+    net.settle();
+    assert!(net.text(CLIENT).contains("(|||50000|)"));
+    let faces: Vec<u16> = net
+        .installs
+        .iter()
+        .map(|e| e.nat.unwrap().port.get())
+        .collect();
+    assert_eq!(faces, [50000, 50000]);
 }
 
 mod property {

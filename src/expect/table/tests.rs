@@ -269,3 +269,26 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_public_face_belongs_to_one_expectation_and_goes_with_it() {
+    let mut table = ExpectationTable::new(limits(4, 10, 10));
+    let public: std::net::IpAddr = "192.0.2.100".parse().unwrap();
+    let mut first = exp(1, 40000, 5000, 1, 0);
+    first.nat = Some(crate::expect::NatMapping {
+        public,
+        port: NonZeroU16::new(5000).unwrap(),
+    });
+    let key = first.key;
+    table.install(first).unwrap();
+    let other = exp(1, 40001, 5001, 1, 0).key;
+    assert!(table.face_taken(key.src, public, 5000, &other));
+    assert!(
+        !table.face_taken(key.src, public, 5000, &key),
+        "its own face is not taken"
+    );
+    assert!(!table.face_taken(key.src, public, 5001, &other));
+    assert_eq!(table.nat_of(&key).unwrap().port.get(), 5000);
+    table.remove(&key);
+    assert!(!table.face_taken(key.src, public, 5000, &other));
+}
