@@ -239,6 +239,14 @@ pub struct RulesArgs {
     #[arg(long = "control-port", value_name = "PORT", default_values_t = [21u16],
           value_parser = clap::value_parser!(u16).range(1..))]
     pub control_ports: Vec<u16>,
+    /// The NAT form, for `run --nat` (nft backend only): control packets from the inside are
+    /// queued before conntrack, those from the outside in forward, and the DNAT maps send a
+    /// rewritten announcement's data connection to the private host. Needs --outside.
+    #[arg(long, requires = "outside")]
+    pub nat: bool,
+    /// With --nat: the gateway's interface toward the peers that see public addresses.
+    #[arg(long, value_name = "IFACE", requires = "nat", value_parser = parse_interface)]
+    pub outside: Option<String>,
 }
 
 /// A sorted, duplicate-free, non-empty list of queue numbers.
@@ -359,6 +367,20 @@ fn parse_name(text: &str) -> Result<String, String> {
     }
 }
 
+/// Interface names: 1-15 characters of `[A-Za-z0-9_.-]` (printed into rulesets and shell
+/// scripts, so nothing else is allowed; the kernel's limit is 15).
+fn parse_interface(text: &str) -> Result<String, String> {
+    let valid = (1..=15).contains(&text.len())
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if valid {
+        Ok(text.to_owned())
+    } else {
+        Err("interface names are 1-15 characters of letters, digits, '_', '-', '.'".into())
+    }
+}
+
 impl EngineArgs {
     /// The engine configuration these options describe.
     pub fn config(&self) -> Config {
@@ -476,7 +498,8 @@ impl RunArgs {
 }
 
 impl RulesArgs {
-    /// The ruleset options, or why the queues cannot be written as one balanced range.
+    /// The ruleset options, or why they cannot be written as one ruleset (the queues are not
+    /// one balanced range, or NAT with a backend that cannot hold the DNAT maps).
     pub fn options(&self) -> Result<rules::Options, String> {
         let queues = &self.queues.0;
         let (first, last) = (queues[0], queues[queues.len() - 1]);
@@ -508,7 +531,9 @@ impl RulesArgs {
             control_ports,
             timeout_secs: self.timeout,
             set_size: self.set_size,
+            nat: self.outside.as_deref().map(rules::Nat::new),
         })
+        .and_then(|options| options.check().map(|()| options))
     }
 }
 
@@ -703,6 +728,28 @@ mod tests {
         assert!(!options.bypass);
         assert_eq!(rules_args(&[]).unwrap(), rules::Options::default());
         assert!(rules_args(&["--queue", "1,3"]).is_err());
+    }
+
+    #[test]
+    fn rules_nat_needs_the_outside_interface_and_the_nft_backend() {
+        let options = rules_args(&["--nat", "--outside", "wan0", "--queue-via", "iptables"]);
+        assert_eq!(options.unwrap().nat, Some(rules::Nat::new("wan0")));
+        for backend in ["ipset", "kernel"] {
+            let error = rules_args(&["--nat", "--outside", "wan", "--backend", backend]);
+            assert!(
+                error.unwrap_err().contains("--nat needs --backend nft"),
+                "{backend}"
+            );
+        }
+        for bad in [
+            vec!["rules", "--nat"],
+            vec!["rules", "--outside", "wan"],
+            vec!["rules", "--nat", "--outside", "a b"],
+            vec!["rules", "--nat", "--outside", "wan\";x"],
+            vec!["rules", "--nat", "--outside", "sixteen-chars-xx"],
+        ] {
+            assert_eq!(parse(&bad).unwrap_err().exit_code(), 2, "{bad:?}");
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The shipped rulesets load into a real kernel (root only, in a private network namespace),
-//! and `ftp-alg rules` exits 2 for options that cannot be written as a ruleset.
+//! the NAT forms among them, and `ftp-alg rules` exits 2 for options that cannot be written
+//! as a ruleset.
 
 mod common;
 
@@ -111,6 +112,58 @@ fn the_queue_statement_variant_loads_or_fails_only_at_queue() {
         errors.matches("queue num 0 bypass").count() == 2,
         "{errors}"
     );
+}
+
+/// The NAT forms: the iptables-queue script loads (twice), queues by the arriving interface,
+/// and holds the DNAT maps; the queue-statement file fails at most at its four queue lines.
+#[test]
+fn the_nat_variants_load() {
+    if !can_load() {
+        return;
+    }
+    let ns = Netns::new("rules-nat");
+    let script = rules("nftables-nat-iptables-queue.sh");
+    assert_ok("nat", &ns.run("sh", &[&script]));
+    assert_ok("nat again", &ns.run("sh", &[&script]));
+    let listed = String::from_utf8(ns.run("nft", &["list", "ruleset"]).stdout).unwrap();
+    assert_eq!(listed.matches("table inet ftpalg {").count(), 1, "{listed}");
+    for wanted in [
+        "map dnat4 {",
+        "map dnat6 {",
+        "type nat hook prerouting priority dstnat - 10; policy accept;",
+        "dnat ip to ip saddr . ip daddr . tcp dport map @dnat4",
+        "delete @dnat4 { ip saddr . ct original ip daddr . ct original proto-dst : ip daddr . tcp dport }",
+    ] {
+        assert!(listed.contains(wanted), "{wanted}: {listed}");
+    }
+    for ipt in ["iptables", "ip6tables"] {
+        let raw = String::from_utf8(ns.run(ipt, &["-t", "raw", "-S"]).stdout).unwrap();
+        assert!(raw.contains("-A PREROUTING -j FTPALG_INSIDE\n"), "{raw}");
+        assert_eq!(raw.matches("! -i wan -p tcp -m tcp").count(), 2, "{raw}");
+        let forward = String::from_utf8(ns.run(ipt, &["-S", "FTPALG_QUEUE"]).stdout).unwrap();
+        assert_eq!(
+            forward.matches("-A FTPALG_QUEUE -i wan -p tcp").count(),
+            2,
+            "{forward}"
+        );
+    }
+    let ns = Netns::new("rules-nat-queue");
+    let out = ns.run("nft", &["-f", &rules("nftables-nat.nft")]);
+    if !out.status.success() {
+        let errors = String::from_utf8_lossy(&out.stderr);
+        let complaints = errors.lines().filter(|l| l.contains("Error:")).count();
+        assert_eq!(complaints, 4, "{errors}");
+        assert_eq!(errors.matches("queue num 0 bypass").count(), 4, "{errors}");
+    }
+}
+
+#[test]
+fn nat_with_ipset_or_the_kernel_helper_is_a_usage_error() {
+    for backend in ["ipset", "kernel"] {
+        let out = ftp_alg(&["rules", "--backend", backend, "--nat", "--outside", "wan"]);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--nat needs --backend nft"));
+    }
 }
 
 #[test]
