@@ -26,6 +26,12 @@ Runs under Debian's /usr/bin/python3 inside a lab namespace.
                              "ok CODE CODE ..." (any codes), plus " port N"
                              if one was 227/229; a session whose pipe ends
                              with QUIT ends there
+        portsplit PATH [MS]  active RETR PATH whose PORT line (the control
+                             connection's own IPv4 address, a listening port)
+                             is written in two send()s with TCP_NODELAY:
+                             "PORT a,b,c," then, MS milliseconds later
+                             (default 50), the rest; "ok BYTES SHA256" or
+                             "fail ..."; both say what PORT was answered
         quit                 QUIT and exit; "ok"
       Any failure answers "fail REASON" and the session goes on (or ends
       if the control connection is gone).
@@ -119,6 +125,46 @@ class Session:
                 out += " port %d" % ftplib.parse229(r, (self.host, 21))[1]
         return out
 
+    def port_split(self, path, delay):
+        """RETR over an active connection announced by a PORT line in two segments."""
+        if self.v6:
+            return "fail PORT is IPv4 only"
+        sock = self.ftp.sock
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        local = sock.getsockname()[0]
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            listener.bind((local, 0))
+            listener.listen(1)
+            listener.settimeout(self.timeout)
+            port = listener.getsockname()[1]
+            line = "PORT %s,%d,%d\r\n" % (local.replace(".", ","), port >> 8, port & 255)
+            cut = len("PORT ") + len(",".join(local.split(".")[:3])) + 1
+            sock.sendall(line[:cut].encode("ascii"))
+            time.sleep(delay)
+            sock.sendall(line[cut:].encode("ascii"))
+            reply = self.ftp.getmultiline()
+            answered = "PORT answered %r" % reply[:3]
+            if not reply.startswith("2"):
+                return "fail %s (%s)" % (answered, reply)
+            resp = self.ftp.sendcmd("RETR " + path)
+            if not resp.startswith(("125", "150")):
+                return "fail %s, RETR answered %r" % (answered, resp)
+            data, _ = listener.accept()
+        finally:
+            listener.close()
+        h = hashlib.sha256()
+        n = 0
+        with data:
+            while True:
+                chunk = data.recv(65536)
+                if not chunk:
+                    break
+                h.update(chunk)
+                n += len(chunk)
+        self.ftp.voidresp()
+        return "ok %d %s %s" % (n, h.hexdigest(), answered)
+
     def burst(self, count, path):
         start = time.monotonic()
         for i in range(count):
@@ -146,6 +192,9 @@ class Session:
             return self.ports([int(w) for w in words[1:]])
         if cmd == "pipe":
             return self.pipe(words[1:])
+        if cmd == "portsplit":
+            delay = float(words[2]) / 1000 if len(words) > 2 else 0.05
+            return self.port_split(words[1], delay)
         if cmd == "noop":
             self.ftp.voidcmd("NOOP")
             return "ok"

@@ -28,6 +28,13 @@
 #   flood    20,000 one-segment connections from the client to a silent
 #            address cannot evict a logged-in session or its pinhole
 #            (--max-flows 1000, the default limits, and no per-source cap)
+#   nat      the NAT lab (lab_nat_up): T1 a published server behind DNAT, T2
+#            a masqueraded client; {vsftpd,proftpd} x {curl,lftp} x {PASV,
+#            EPSV,PORT,EPRT}, two downloads on one control connection each,
+#            a 32 MiB download and upload (vsftpd), and (T2) a PORT line split
+#            across two segments; variants kernel (nf_nat_ftp) and alg (the
+#            NAT ruleset + `ftp-alg run --backend nft $NAT_ALG_FLAGS`,
+#            default --nat; NAT_VARIANTS="kernel alg")
 #
 # Output: one line per case, `ok|FAIL|n/a NAME (details)`, then the time of
 # each part and a summary.  Exit status 1 if any case failed.  Every client
@@ -48,7 +55,7 @@ export LAB_PREFIX=${LAB_PREFIX:-ftpalg-gt}
 # shellcheck source=tests/lab/lab.sh
 source "$HERE/lab.sh"
 
-GT_PARTS=${GT_PARTS:-alg kernel drop ipset pinhole burst restart exact flood}
+GT_PARTS=${GT_PARTS:-alg kernel drop ipset pinhole burst restart exact flood nat}
 GT_CASE_BUDGET=${GT_CASE_BUDGET:-40}
 GT_BURST=${GT_BURST:-200}
 PY=$LAB_SYS_PYTHON
@@ -106,7 +113,7 @@ watchdog_start() {
     rm -f "$WORK/watchdog.fired"
     (
         trap - EXIT
-        trap 'kill "$sp" 2>/dev/null; exit 0' TERM
+        trap 'kill "${sp:-}" 2>/dev/null; exit 0' TERM
         sleep "$secs" &
         sp=$!
         wait "$sp"
@@ -956,6 +963,320 @@ part_flood() {
     lab_fw_flush
 }
 
+# ------------------------------------------------------------------- nat
+# The NAT lab (lab.sh, lab_nat_up): T1 a published server (vsftpd/proftpd at
+# a private address behind the operator's DNAT, the client outside dials the
+# gateway's public address), T2 a masqueraded client (private client, the
+# server outside).  IPv4 only.  Variants (NAT_VARIANTS, default "kernel alg"):
+#   kernel  the kernel helper ruleset + the operator's NAT table: nf_nat_ftp
+#           rewrites (the baseline)
+#   alg     the alg ruleset's NAT form (rules --nat --outside IFACE) + the
+#           operator's NAT table + `ftp-alg run --backend nft $NAT_ALG_FLAGS`
+#           (default --nat; a daemon that refuses the flags fails every cell)
+# Every cell runs with nf_conntrack_tcp_be_liberal=0 and the ruleset's
+# `ct state invalid drop` (checked by the ruleset case), and records how many
+# packets reached that rule (lab_watch's counter) and conntrack's own invalid
+# counter; a packet dropped as invalid fails the cell.
+NAT_VARIANTS=${NAT_VARIANTS:-kernel alg}
+NAT_ALG_FLAGS=${NAT_ALG_FLAGS---nat}  # set but empty: no flags
+GT_NAT_BIG_MB=${GT_NAT_BIG_MB:-32}
+NAT_BIG=big.bin
+NAT_BIG_SHA=
+NAT_DAEMON_ERR=         # why the alg daemon of the current topology did not start
+declare -A NAT_CELL=()  # "topology variant server client mode what" -> docs label
+declare -A NAT_INVALID=()  # variant -> "fwd_invalid ct_invalid" summed over its cells
+
+# nat_counter COUNTERS NAME: one value of a lab_nat_counters line.
+nat_counter() { stat_of "$1" "$2"; }
+
+# nat_count_invalid VARIANT BEFORE AFTER: the forward and conntrack invalid
+# counts between two lab_nat_counters lines into NAT_INV ("FWD CT"), added to
+# the variant's sums (not in a subshell: it keeps them).
+NAT_INV=
+nat_count_invalid() {
+    local fwd ct sum
+    fwd=$(($(nat_counter "$3" fwd_invalid) - $(nat_counter "$2" fwd_invalid)))
+    ct=$(($(nat_counter "$3" ct_invalid) - $(nat_counter "$2" ct_invalid)))
+    sum=${NAT_INVALID[$1]:-0 0}
+    NAT_INVALID[$1]="$((${sum% *} + fwd)) $((${sum#* } + ct))"
+    NAT_INV="$fwd $ct"
+}
+
+# nat_client CLIENT MODE TRACE OUT1 OUT2: pub/file200k.bin into OUT1, then
+# pub/file20k.bin into OUT2, on ONE control connection to LAB_NAT_DIAL_V4.
+# Both clients use the address a 227 names (curl --no-ftp-skip-pasv-ip, lftp
+# ftp:fix-pasv-address off), so an unrewritten private address fails.
+nat_client() {
+    local client=$1 mode=$2 trace=$3 out1=$4 out2=$5 host=$LAB_NAT_DIAL_V4 opts=()
+    case "$client" in
+    curl)
+        case "$mode" in
+        PASV) opts=(--disable-epsv) ;;
+        PORT) opts=(-P - --disable-eprt) ;;
+        EPRT) opts=(-P -) ;;
+        esac
+        LAB_CMD_TIMEOUT=20 lab_cli "${CURL_BASE[@]}" -m 10 --no-ftp-skip-pasv-ip "${opts[@]}" \
+            -o "$out1" "ftp://$host/pub/file200k.bin" -o "$out2" "ftp://$host/pub/file20k.bin" 2>"$trace"
+        ;;
+    lftp)
+        rm -f "$trace"
+        LAB_CMD_TIMEOUT=20 lab_cli env HOME="$WORK/home" lftp -c "$LFTP_BASE; $(lftp_mode "$mode" v4);
+            set ftp:fix-pasv-address no; set ftp:ignore-pasv-address no; debug -o $trace 9;
+            open -u $U,$P ftp://$host; get pub/file200k.bin -o $out1; get pub/file20k.bin -o $out2; bye" \
+            2>>"$trace.err"
+        ;;
+    esac
+}
+
+# trace_count CLIENT TRACE CODE: how many replies CODE the client read.
+trace_count() {
+    case "$1" in
+    curl) grep -acE "^< $3[ -]" "$2" ;;
+    lftp) grep -acE -- "^<--- $3[ -]" "$2" ;;
+    esac
+}
+
+# trace_227_addrs CLIENT TRACE: the addresses the 227 replies named.
+trace_227_addrs() {
+    local pre='^< 227'
+    [[ $1 == lftp ]] && pre='^<--- 227'
+    grep -aE -- "$pre" "$2" | grep -aoE '\(([0-9]+,){5}[0-9]+\)' |
+        awk -F'[(,)]' '{ printf "%s%s.%s.%s.%s", sep, $2, $3, $4, $5; sep = " " }'
+}
+
+# nat_daemon_installs MARK TRIGGER: the daemon's install lines for TRIGGER
+# since log line MARK.
+nat_daemon_installs() { log_since "$1" | grep -acE "install .*trigger=$2\b"; }
+
+# nat_cell VARIANT TOPO SERVER CLIENT MODE: two downloads on one control
+# connection, both sha256 values checked; the client must have logged in
+# once, sent exactly MODE twice, and (PASV) been told the address it dialled.
+nat_cell() {
+    local variant=$1 topo=$2 server=$3 client=$4 mode=$5
+    local trace out1 out2 c0 c1 inv rc=0 got1 got2 cmds logins addrs mark=0 want_addrs
+    if nat_not_applicable "$client" "$mode"; then
+        DETAIL="lftp sends EPRT only over IPv6 (PORT over IPv4); no ftp:* setting forces EPRT on IPv4"
+        return 2
+    fi
+    CELL_SEQ=$((CELL_SEQ + 1))
+    trace="$WORK/trace.$CELL_SEQ" out1="$WORK/nat-1.bin" out2="$WORK/nat-2.bin"
+    rm -f "$out1" "$out2"
+    [[ $variant == alg ]] && mark=$(wc -l <"$LAB_ALG_LOG")
+    c0=$(lab_nat_counters)
+    nat_client "$client" "$mode" "$trace" "$out1" "$out2" || rc=$?
+    c1=$(lab_nat_counters)
+    nat_count_invalid "$variant" "$c0" "$c1"
+    inv=$NAT_INV
+    got1=$( [[ -f $out1 ]] && sha_of "$out1") got2=$( [[ -f $out2 ]] && sha_of "$out2")
+    cmds=$(trace_cmds "$client" "$trace" | tr '\n' ' ')
+    cmds=${cmds% }
+    logins=$(trace_count "$client" "$trace" 230)
+    addrs=$(trace_227_addrs "$client" "$trace")
+    DETAIL="sha256 ${got1:0:8}/${got2:0:8}, sent '${cmds:-nothing}', logins $logins"
+    [[ -n $addrs ]] && DETAIL="$DETAIL, 227 named $addrs"
+    DETAIL="$DETAIL, invalid: forward +${inv% *} conntrack +${inv#* }"
+    if [[ $rc -ne 0 || $got1 != "$(want_sha file200k.bin)" || $got2 != "$(want_sha file20k.bin)" ]]; then
+        DETAIL="client rc=$rc, $DETAIL; trace $(tail -n 2 "$trace" | tr '\n' ' ' | cut -c1-160)"
+        return 1
+    fi
+    want_addrs=""
+    [[ $mode == PASV ]] && want_addrs="$LAB_NAT_DIAL_V4 $LAB_NAT_DIAL_V4"
+    [[ $cmds == "$mode $mode" && $logins -eq 1 && $addrs == "$want_addrs" && ${inv% *} -eq 0 ]] || return 1
+    if [[ $variant == alg ]]; then
+        local n
+        n=$(nat_daemon_installs "$mark" "$(trigger_of "$mode")")
+        DETAIL="$DETAIL, $n install lines"
+        ((n >= 2)) || return 1
+    fi
+}
+
+# nat_big VARIANT DIR MODE: one GT_NAT_BIG_MB MiB transfer (curl, vsftpd),
+# down (pub/big.bin) or up (into upload/), sha256 checked.
+nat_big() {
+    local variant=$1 dir=$2 mode=$3 opts=() c0 c1 inv rc=0 got t0 file
+    case "$mode" in PASV) opts=(--disable-epsv) ;; PORT) opts=(-P - --disable-eprt) ;; esac
+    c0=$(lab_nat_counters)
+    t0=$(now)
+    if [[ $dir == down ]]; then
+        file="$WORK/nat-big.bin"
+        rm -f "$file"
+        LAB_CMD_TIMEOUT=60 lab_cli "${CURL_BASE[@]}" -m 50 --no-ftp-skip-pasv-ip "${opts[@]}" -o "$file" \
+            "ftp://$LAB_NAT_DIAL_V4/pub/$NAT_BIG" 2>"$WORK/nat-big.trace" || rc=$?
+    else
+        file="$LAB_FTP_ROOT/upload/nat-big-$CELL_SEQ.bin"
+        LAB_CMD_TIMEOUT=60 lab_cli "${CURL_BASE[@]}" -m 50 --no-ftp-skip-pasv-ip "${opts[@]}" \
+            -T "$LAB_FTP_ROOT/pub/$NAT_BIG" "ftp://$LAB_NAT_DIAL_V4/upload/${file##*/}" \
+            2>"$WORK/nat-big.trace" || rc=$?
+    fi
+    local secs
+    secs=$(elapsed "$t0")
+    c1=$(lab_nat_counters)
+    nat_count_invalid "$variant" "$c0" "$c1"
+    inv=$NAT_INV
+    got=$( [[ -f $file ]] && sha_of "$file")
+    rm -f "$file"
+    DETAIL="$GT_NAT_BIG_MB MiB $( [[ $dir == down ]] && echo down || echo up) in $secs s, sent $(trace_cmds curl "$WORK/nat-big.trace" | tr '\n' ' ')"
+    DETAIL="${DETAIL% }, sha256 ${got:0:12} (want ${NAT_BIG_SHA:0:12}), invalid: forward +${inv% *} conntrack +${inv#* }"
+    [[ $rc -eq 0 && $got == "$NAT_BIG_SHA" && ${inv% *} -eq 0 ]]
+}
+
+# The captures of the split-PORT case: the gateway's inside and outside links.
+# --immediate-mode hands each packet over at once: without it, a capture
+# stopped within a second of the last packet loses the ring's last block.
+NAT_CAP_PIDS=()
+nat_caps_start() {
+    local ifc f
+    NAT_CAP_PIDS=()
+    for ifc in "$LAB_NAT_INSIDE_IF" "$LAB_NAT_OUTSIDE_IF"; do
+        f="$WORK/split-$ifc"
+        : >"$f.err"
+        timeout --kill-after=5 60 ip netns exec "$LAB_NS_GW" tcpdump -i "$ifc" --immediate-mode -s 0 -U -n -Z root \
+            -w "$f.pcap" "tcp port $LAB_FTP_PORT" 2>"$f.err" </dev/null &
+        NAT_CAP_PIDS+=($!)
+        _lab_wait_for 10 grep -q "listening on" "$f.err" || return 1
+    done
+}
+nat_caps_stop() {
+    local pid
+    sleep 0.5
+    for pid in "${NAT_CAP_PIDS[@]}"; do kill -INT "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done
+    NAT_CAP_PIDS=()
+}
+# nat_port_segments IFACE: the client's segments of the capture on IFACE that
+# carry the PORT line (not USER/PASS/TYPE/RETR/QUIT), joined with " + ".
+nat_port_segments() {
+    capture_segments "$WORK/split-$1.pcap" | awk '$1 == "c2s"' | cut -d' ' -f4- |
+        grep -avE '^(USER|PASS|TYPE|RETR|QUIT)' | paste -sd'+' | sed -e 's/+/ + /g'
+}
+
+# nat_split VARIANT: T2, vsftpd: the client writes "PORT 192,0,2," and 50 ms
+# later the rest (TCP_NODELAY), then RETR over the announced connection.
+# The kernel helper does not read a line split across segments; when it
+# fails, the case is n/a (a known limitation of the baseline) with what
+# happened on both links.
+nat_split() {
+    local variant=$1 c0 c1 inv r sent got
+    c0=$(lab_nat_counters)
+    nat_caps_start || { nat_caps_stop; DETAIL="captures did not start"; return 1; }
+    if SESS_TIMEOUT=5 sess_open "$LAB_NAT_DIAL_V4"; then
+        sess_cmd 20 portsplit pub/file20k.bin 50
+        r=$REPLY_LINE
+        sess_kill
+    else
+        r="fail no session: $DETAIL"
+    fi
+    nat_caps_stop
+    c1=$(lab_nat_counters)
+    nat_count_invalid "$variant" "$c0" "$c1"
+    inv=$NAT_INV
+    sent=$(nat_port_segments "$LAB_NAT_INSIDE_IF") got=$(nat_port_segments "$LAB_NAT_OUTSIDE_IF")
+    DETAIL="${r:0:120}; the client's PORT segments: ${sent:-none}; on the server's side: ${got:-none}; invalid: forward +${inv% *} conntrack +${inv#* }"
+    if [[ $r == "ok 20480 $(want_sha file20k.bin) "* && ${inv% *} -eq 0 ]]; then return 0; fi
+    if [[ $variant == kernel ]]; then
+        DETAIL="the kernel helper cannot: $DETAIL"
+        return 2
+    fi
+    return 1
+}
+
+# nat_ruleset VARIANT: what every cell relies on is in place.
+nat_ruleset() {
+    local variant=$1 table=ftpalg liberal fwd op raw=
+    [[ $variant == kernel ]] && table=ftpalg_kernel
+    liberal=$(LAB_CMD_TIMEOUT=5 lab_gw sysctl -n net.netfilter.nf_conntrack_tcp_be_liberal)
+    fwd=$(LAB_CMD_TIMEOUT=5 lab_gw nft list chain inet "$table" forward)
+    op=$(LAB_CMD_TIMEOUT=5 lab_gw nft list table ip operator_nat | grep -oE 'dnat to [0-9.]+|masquerade' | paste -sd,)
+    DETAIL="be_liberal=$liberal; forward chain of inet $table: $(grep -c 'ct state invalid drop' <<<"$fwd") 'ct state invalid drop'; operator_nat: $op"
+    if [[ $variant == alg ]]; then
+        raw=$(LAB_CMD_TIMEOUT=5 lab_gw iptables -t raw -S FTPALG_INSIDE | grep -c -- "! -i $LAB_NAT_OUTSIDE_IF .*NFQUEUE")
+        DETAIL="$DETAIL; raw PREROUTING queue rules for ! -i $LAB_NAT_OUTSIDE_IF: $raw"
+        [[ $raw -eq 2 ]] || return 1
+    fi
+    [[ $liberal == 0 && $fwd == *"ct state invalid drop"* && -n $op ]]
+}
+
+nat_not_applicable() { [[ $1 == lftp ]] && ! lftp_mode "$2" v4 >/dev/null; }
+
+# nat_case VARIANT TOPO SERVER CLIENT MODE WHAT FUNC ARGS...: run_case, and
+# the docs label of the row.
+nat_case() {
+    local variant=$1 topo=$2 server=$3 client=$4 mode=$5 what=$6 fn=$7 rc=0 name
+    shift 7
+    name="nat/$topo/$variant/$server/$client/$mode"
+    [[ $what == two-downloads ]] || name="$name/$what"
+    if [[ -n $NAT_DAEMON_ERR ]] && ! nat_not_applicable "$client" "$mode"; then
+        result FAIL "$name" "not run: $NAT_DAEMON_ERR"
+        NAT_CELL["$topo $variant $server $client $mode $what"]=FAIL
+        return 0
+    fi
+    run_case "$name" "$fn" "$@" || rc=$?
+    case "$rc" in
+    0) NAT_CELL["$topo $variant $server $client $mode $what"]=ok ;;
+    2) NAT_CELL["$topo $variant $server $client $mode $what"]="n/a ¹" ;;
+    *) NAT_CELL["$topo $variant $server $client $mode $what"]=FAIL ;;
+    esac
+    [[ $rc -eq 2 && $what == split-PORT ]] && NAT_CELL["$topo $variant $server $client $mode $what"]="fails ²"
+    return 0
+}
+
+nat_server_cases() {
+    local variant=$1 topo=$2 server=$3 client mode big=PORT
+    for client in "${CLIENTS[@]}"; do
+        for mode in PASV EPSV PORT EPRT; do
+            nat_case "$variant" "$topo" "$server" "$client" "$mode" two-downloads \
+                nat_cell "$variant" "$topo" "$server" "$client" "$mode"
+        done
+    done
+    [[ $server == vsftpd ]] || return 0
+    [[ $topo == T1 ]] && big=PASV
+    nat_case "$variant" "$topo" vsftpd curl "$big" "download-${GT_NAT_BIG_MB}M" nat_big "$variant" down "$big"
+    nat_case "$variant" "$topo" vsftpd curl "$big" "upload-${GT_NAT_BIG_MB}M" nat_big "$variant" up "$big"
+    [[ $topo == T2 ]] && nat_case "$variant" "$topo" vsftpd probe PORT split-PORT nat_split "$variant"
+    return 0
+}
+
+nat_daemon_start() {
+    local topo=$1 flags
+    read -ra flags <<<"$NAT_ALG_FLAGS"
+    if lab_alg_start "${flags[@]}" 2>"$WORK/alg-start.err"; then return 0; fi
+    NAT_DAEMON_ERR="ftp-alg run $NAT_ALG_FLAGS did not start ($(lab_alg_log | grep -av '^\s*$' | head -n 2 | tr '\n' ' ' | cut -c1-160))"
+    result FAIL "nat/$topo/alg/daemon-start" "$NAT_DAEMON_ERR"
+    return 1
+}
+
+nat_variant() {
+    local variant=$1 topo=$2 server
+    NAT_DAEMON_ERR=
+    lab_fw_load "$variant-nat" || { result FAIL "nat/$topo/$variant/firewall" "lab_fw_load $variant-nat failed"; return; }
+    run_case "nat/$topo/$variant/ruleset" nat_ruleset "$variant"
+    [[ $variant == alg ]] && nat_daemon_start "$topo"
+    for server in "${SERVERS[@]}"; do
+        if [[ -z $NAT_DAEMON_ERR ]] && ! lab_start_server "$server" 2>/dev/null; then
+            result FAIL "nat/$topo/$variant/$server/start" "server did not start"
+            continue
+        fi
+        nat_server_cases "$variant" "$topo" "$server"
+        lab_stop_server
+    done
+    [[ $variant == alg && -z $NAT_DAEMON_ERR ]] && daemon_stop_check "nat/$topo/alg/daemon-stop"
+    lab_fw_flush
+}
+
+part_nat() {
+    local topo variant
+    lab_make_big "$NAT_BIG" "$GT_NAT_BIG_MB" || { result FAIL nat/big-file "lab_make_big failed"; return; }
+    NAT_BIG_SHA=$(sha_of "$LAB_FTP_ROOT/pub/$NAT_BIG")
+    for topo in T1 T2; do
+        if ! lab_nat_up "$topo"; then
+            result FAIL "nat/$topo/up" "lab_nat_up $topo failed"
+            continue
+        fi
+        for variant in $NAT_VARIANTS; do nat_variant "$variant" "$topo"; done
+    done
+    lab_nat_down || result FAIL nat/down "lab_nat_down failed"
+    rm -f "$LAB_FTP_ROOT/pub/$NAT_BIG"
+}
+
 # ------------------------------------------------------------------ docs
 # docs/lab-results.md: the matrix for alg / kernel / drop, the other cases,
 # the kernel-state table of the exact and flood parts, the part times.
@@ -1001,7 +1322,8 @@ write_docs() {
         echo "Other cases of the same run:"
         echo
         echo '```'
-        grep -vE '^(ok|FAIL|n/a) (alg|kernel|drop)/(vsftpd|proftpd)/' "$WORK/results.txt" | grep -E '^(ok|FAIL|n/a) '
+        grep -vE '^(ok|FAIL|n/a) (alg|kernel|drop)/(vsftpd|proftpd)/' "$WORK/results.txt" |
+            grep -vE '^(ok|FAIL|n/a) nat/T[12]/(kernel|alg)/[a-z]+/[a-z]+/[A-Z]+ \(' | grep -E '^(ok|FAIL|n/a) '
         echo '```'
         echo
         if ((${#KS_ROWS[@]})); then
@@ -1021,6 +1343,7 @@ write_docs() {
             printf '%s\n' "${KS_ROWS[@]}"
             echo
         fi
+        ((${#NAT_CELL[@]})) && write_docs_nat
         echo "Time of each part (seconds, 2 cores):"
         echo
         echo "| part | seconds |"
@@ -1035,6 +1358,70 @@ write_docs() {
         fi
     } >"$f.new" && mv "$f.new" "$f"
     echo "wrote $f"
+}
+
+# The NAT section of docs/lab-results.md: one row per NAT case, kernel and
+# alg side by side.
+write_docs_nat() {
+    local topo server client mode what key v sums
+    echo "## NAT"
+    echo
+    echo "The NAT lab (\`lab_nat_up\` in \`tests/lab/lab.sh\`), IPv4: **T1**, a published server: vsftpd or proftpd"
+    echo "at the private $LAB_NAT_PRIVATE_V4 behind the operator's DNAT of port 21, the client outside at"
+    echo "$LAB_NAT_PEER_V4 dials the gateway's public $LAB_NAT_PUBLIC_V4, and the operator masquerades what leaves"
+    echo "the outside interface. **T2**, a masqueraded client: the client at the private $LAB_NAT_PRIVATE_V4, the"
+    echo "server outside at $LAB_NAT_PEER_V4. The servers are not told the public address, and the outside peer"
+    echo "has no route to the private prefix: an announcement that still names the private address fails."
+    echo
+    echo "- **kernel**: \`ftp-alg rules --backend kernel\` (\`ct helper\` \"ftp\"; \`nf_nat_ftp\` rewrites) and the operator's"
+    echo "  NAT table."
+    echo "- **alg**: \`ftp-alg rules --backend nft --queue-via iptables --nat --outside IFACE\`, the operator's NAT"
+    echo "  table and \`ftp-alg run --backend nft $NAT_ALG_FLAGS\`."
+    echo
+    echo "Every case runs with \`nf_conntrack_tcp_be_liberal=0\` and the ruleset's \`ct state invalid drop\`. Two"
+    echo "downloads = \`pub/file200k.bin\` then \`pub/file20k.bin\` on one control connection (the second command"
+    echo "travels after a rewrite), both sha256 checked; the client logged in once and sent exactly the mode"
+    echo "twice; after PASV both 227 replies named the address the client dialled (curl"
+    echo "\`--no-ftp-skip-pasv-ip\`, lftp \`ftp:fix-pasv-address no\`: the clients use what the 227 says); and no packet"
+    echo "reached \`ct state invalid drop\` (a counter in front of it). The ${GT_NAT_BIG_MB} MiB transfers are curl with vsftpd."
+    echo
+    echo "| topology | server | client | mode | transfer | kernel | alg |"
+    echo "| --- | --- | --- | --- | --- | --- | --- |"
+    for topo in T1 T2; do
+        for server in "${SERVERS[@]}"; do
+            for key in $(nat_rows "$topo" "$server"); do
+                IFS=: read -r client mode what <<<"$key"
+                printf '| %s | %s | %s | %s | %s |' "$topo" "$server" "$client" "$mode" "${what//-/ }"
+                for v in kernel alg; do printf ' %s |' "${NAT_CELL["$topo $v $server $client $mode $what"]:-not run}"; done
+                echo
+            done
+        done
+    done
+    echo
+    echo "¹ lftp sends EPRT only over IPv6 (PORT over IPv4)."
+    echo "² The client writes \`PORT 192,0,2,\` and 50 ms later the rest (TCP_NODELAY), then RETR. \`nf_conntrack_ftp\`"
+    echo "drops a segment that holds only the start of a PORT line (\"partial matching\") and does not read a"
+    echo "line that starts inside a segment, so the first segment is dropped at every retransmission and the"
+    echo "session stalls (the case's line below shows the segments on both of the gateway's links)."
+    echo
+    for v in kernel alg; do
+        sums=${NAT_INVALID[$v]:-}
+        [[ -n $sums ]] && echo "Packets that reached \`ct state invalid drop\` over all $v NAT cases: ${sums% *} (conntrack's own invalid counter: +${sums#* })."
+    done
+    echo
+}
+
+# nat_rows TOPO SERVER: the docs rows of one server, "client:mode:what".
+nat_rows() {
+    local client mode big=PORT
+    for client in "${CLIENTS[@]}"; do
+        for mode in PASV EPSV PORT EPRT; do echo "$client:$mode:two-downloads"; done
+    done
+    [[ $2 == vsftpd ]] || return 0
+    [[ $1 == T1 ]] && big=PASV
+    echo "curl:$big:download-${GT_NAT_BIG_MB}M" "curl:$big:upload-${GT_NAT_BIG_MB}M"
+    [[ $1 == T2 ]] && echo "probe:PORT:split-PORT"
+    return 0
 }
 
 MATRIX_ROWS=()
@@ -1072,6 +1459,7 @@ main() {
     part restart part_restart
     part exact part_exact
     part flood part_flood
+    part nat part_nat
 
     exec 2>&3 3>&-
     echo "== time per part (s): $(printf '%s; ' "${PART_TIMES[@]}")"

@@ -8,6 +8,9 @@
 #   lab_start_server vsftpd     # or proftpd | pureftpd | pyftpdlib | scripted
 #   lab_cli curl ...            # run a command in the client namespace
 #   lab_fw_load alg             # firewall in the gateway: alg | alg-ipset | kernel | drop
+#                               #   (NAT lab: kernel-nat | alg-nat, after lab_nat_up)
+#   lab_nat_up T1|T2            # NAT lab: re-address for a published server (T1) or a
+#                               #   masqueraded client (T2); lab_nat_down goes back
 #   lab_alg_start [ARGS...]     # ftp-alg run in the gateway (waits for "ready")
 #   lab_alg_stop                # SIGTERM, bounded wait, SIGKILL
 #   lab_alg_kill                # SIGKILL the daemon (a crash: no state file)
@@ -47,6 +50,9 @@
 #     kernel     the kernel's ct helper "ftp" (baseline, no daemon).
 #     drop       the alg ruleset without a daemon: queue-bypass lets control
 #                through, every data connection is dropped.
+#     kernel-nat, alg-nat  the NAT lab's: kernel, or the alg ruleset's NAT form
+#                (rules --nat --outside IFACE), each with the operator's own NAT
+#                table and a counter of invalid packets (see "NAT lab" below).
 # * Offloads (TSO/GSO/GRO, tx checksum) are off on all six veth ends, IPv6
 #   DAD and router advertisements are off, MACs are fixed.
 # * Servers (lab_start_server NAME): one at a time, in the server
@@ -268,21 +274,29 @@ _lab_veth() {
         peer name "$5" address "$6" netns "$4"
 }
 
+# _lab_write_hosts NS CLI_V4 SRV_V4 [LINE...]: the namespace's own hosts file
+# (lab-cli, lab-srv, the LINEs, lab-oth's IPv6 address).
+_lab_write_hosts() {
+    local ns=$1 cli4=$2 srv4=$3 line
+    shift 3
+    {
+        echo "127.0.0.1 localhost $(hostname)"
+        echo "::1 localhost ip6-localhost ip6-loopback"
+        echo "$cli4 lab-cli"
+        echo "$srv4 lab-srv"
+        echo "$LAB_CLI_V6 lab-cli"
+        echo "$LAB_SRV_V6 lab-srv"
+        for line in "$@"; do echo "$line"; done
+        echo "$LAB_OTH_V6 lab-oth"
+    } >"/etc/netns/$ns/hosts"
+}
+
 _lab_ns_setup() {
     local ns=$1
     _lab_t "$LAB_STEP_TIMEOUT" ip netns add "$ns" || return 1
     mkdir -p "/etc/netns/$ns" || return 1
     echo "nameserver 127.0.0.1" >"/etc/netns/$ns/resolv.conf"
-    {
-        echo "127.0.0.1 localhost $(hostname)"
-        echo "::1 localhost ip6-localhost ip6-loopback"
-        echo "$LAB_CLI_V4 lab-cli"
-        echo "$LAB_SRV_V4 lab-srv"
-        echo "$LAB_CLI_V6 lab-cli"
-        echo "$LAB_SRV_V6 lab-srv"
-        echo "$LAB_OTH_V4 lab-oth"
-        echo "$LAB_OTH_V6 lab-oth"
-    } >"/etc/netns/$ns/hosts"
+    _lab_write_hosts "$ns" "$LAB_CLI_V4" "$LAB_SRV_V4" "$LAB_OTH_V4 lab-oth"
     ip netns exec "$ns" sysctl -qw net.ipv6.conf.default.accept_dad=0 net.ipv6.conf.all.accept_dad=0 \
         net.ipv6.conf.default.accept_ra=0 net.ipv6.conf.all.accept_ra=0 >/dev/null || return 1
     _lab_t "$LAB_STEP_TIMEOUT" ip -n "$ns" link set lo up
@@ -539,7 +553,8 @@ _lab_server_listening() {
     l=$(ip netns exec "$LAB_NS_SRV" ss -Hltn "sport = :$LAB_FTP_PORT") || return 1
     [[ -n $l ]] || return 1
     # Probe both families with bash's /dev/tcp from the server namespace.
-    _lab_t 3 ip netns exec "$LAB_NS_SRV" bash -c "exec 3<>/dev/tcp/$LAB_SRV_V4/$LAB_FTP_PORT" &&
+    # (In the NAT lab the server's IPv4 address is LAB_NAT_SRV_V4.)
+    _lab_t 3 ip netns exec "$LAB_NS_SRV" bash -c "exec 3<>/dev/tcp/${LAB_NAT_SRV_V4:-$LAB_SRV_V4}/$LAB_FTP_PORT" &&
         _lab_t 3 ip netns exec "$LAB_NS_SRV" bash -c "exec 3<>/dev/tcp/$LAB_SRV_V6/$LAB_FTP_PORT"
 }
 
@@ -584,6 +599,10 @@ LAB_FW_VARIANT=
 #   kernel     the kernel's FTP conntrack helper (baseline, no daemon)
 #   drop       the alg ruleset, meant to run without a daemon: control
 #              connections pass (queue-bypass), data connections are dropped
+#   kernel-nat the kernel ruleset in the NAT lab (lab_nat_up first), with the
+#              operator's NAT table (nf_nat_ftp rewrites) and lab_watch
+#   alg-nat    the alg ruleset's NAT form (--nat --outside the NAT lab's
+#              outside interface), with the operator's NAT table and lab_watch
 # The generated script/ruleset is kept in $LAB_STATE_DIR/fw-VARIANT.
 lab_fw_load() {
     local variant=${1:-} file gen=() load=()
@@ -591,8 +610,17 @@ lab_fw_load() {
     alg | drop) gen=(rules --backend nft --queue-via iptables --queue "$LAB_ALG_QUEUE") load=(sh) ;;
     alg-ipset) gen=(rules --backend ipset --queue "$LAB_ALG_QUEUE") load=(sh) ;;
     kernel) gen=(rules --backend kernel) load=(nft -f) ;;
-    *) lab_log "unknown firewall variant '$variant' (alg|alg-ipset|kernel|drop)"; return 1 ;;
+    kernel-nat) gen=(rules --backend kernel) load=(nft -f) ;;
+    alg-nat)
+        gen=(rules --backend nft --queue-via iptables --queue "$LAB_ALG_QUEUE" --nat --outside "$LAB_NAT_OUTSIDE_IF")
+        load=(sh)
+        ;;
+    *) lab_log "unknown firewall variant '$variant' (alg|alg-ipset|kernel|drop|kernel-nat|alg-nat)"; return 1 ;;
     esac
+    if [[ $variant == *-nat && -z $LAB_NAT_TOPO ]]; then
+        lab_log "firewall $variant: the NAT lab is not up (lab_nat_up T1|T2)"
+        return 1
+    fi
     [[ -x $FTPALG_BIN ]] || { lab_log "FTPALG_BIN=$FTPALG_BIN is not executable (cargo build --release?)"; return 1; }
     _lab_ns_exists "$LAB_NS_GW" || { lab_log "lab is not up"; return 1; }
     lab_fw_flush || return 1
@@ -606,6 +634,7 @@ lab_fw_load() {
         lab_log "loading the $variant ruleset ($file) into $LAB_NS_GW failed"
         return 1
     }
+    if [[ $variant == *-nat ]]; then _lab_nat_fw_extras || return 1; fi
     LAB_FW_VARIANT=$variant
     lab_log "firewall: $variant"
 }
@@ -735,4 +764,183 @@ lab_alg_stop() {
     # shellcheck disable=SC2034
     wait "$pid" 2>/dev/null || LAB_ALG_STATUS=$?
     return 0
+}
+
+# ----------------------------------------------------------------- NAT lab
+# The same four namespaces with their IPv4 links re-addressed so that the
+# gateway translates.  IPv6 stays as lab_up made it (not translated).
+#
+#   T1 "published server"                 T2 "masqueraded client"
+#   cli 203.0.113.2 (outside peer)        cli 192.0.2.2 (inside, private)
+#     veth-cli 203.0.113.1 (public)         veth-cli 192.0.2.1
+#   gw                                    gw
+#     veth-srv 192.0.2.1                    veth-srv 203.0.113.1 (public)
+#   srv 192.0.2.2 (inside, private)       srv 203.0.113.2 (outside peer)
+#
+# The outside peer has an `unreachable 192.0.2.0/24` route: the Internet does
+# not route private addresses, so an announcement that still names one fails
+# at once instead of reaching the host over the gateway's own route.  The
+# other host's link (-oth, 192.0.2.0/24 in lab_up) has no IPv4 address
+# meanwhile.  The operator's own NAT rules (lab_nat_operator) are a table of
+# their own, ip operator_nat, which lab_fw_load kernel-nat|alg-nat loads:
+#   T1  iifname OUTSIDE ip daddr 203.0.113.1 tcp dport 21 dnat to 192.0.2.2, and
+#       oifname OUTSIDE masquerade (the server's active-mode connections)
+#   T2  oifname OUTSIDE masquerade
+# beside inet lab_watch, whose forward chain (priority filter - 20, before the
+# ruleset's `ct state invalid drop`) counts the invalid packets it will drop.
+# Neither server is told the public address (no pasv_address or
+# MasqueradeAddress): what a 227 names has to be rewritten at the gateway.
+#
+#   lab_nat_up T1|T2   re-address (from lab_up's state or the other topology),
+#                      flush conntrack, nf_conntrack_tcp_be_liberal=0 in the
+#                      gateway; sets the LAB_NAT_* variables below
+#   lab_nat_down       back to lab_up's addressing
+#   lab_nat_operator   print the operator's NAT table for the current topology
+#   lab_nat_counters   "fwd_invalid=N ct_invalid=N ct_drop=N ct_insert_failed=N"
+#   lab_make_big NAME MB   a deterministic MB-megabyte file in pub/
+LAB_NAT_PUBLIC_V4=203.0.113.1   # the gateway's public address, on the outside link
+LAB_NAT_PEER_V4=203.0.113.2     # the outside peer (T1 client, T2 server)
+LAB_NAT_GW_INSIDE_V4=192.0.2.1
+LAB_NAT_PRIVATE_V4=192.0.2.2    # the inside host (T1 server, T2 client)
+LAB_NAT_PRIVATE_NET=192.0.2.0/24
+# Set by lab_nat_up: the topology, the gateway's outside and inside
+# interfaces, the client's and the server's own addresses, and the address
+# the client dials (T1 the public address, T2 the server).
+LAB_NAT_TOPO= LAB_NAT_OUTSIDE_IF= LAB_NAT_INSIDE_IF=
+LAB_NAT_CLI_V4= LAB_NAT_SRV_V4= LAB_NAT_DIAL_V4=
+
+# _lab_v4_links CLI GW_CLI GW_SRV SRV GW_OTH OTH: the six IPv4 addresses (/24;
+# empty: none).  All are removed first, so two links may trade prefixes.
+_lab_v4_links() {
+    local i ns=("$LAB_NS_CLI" "$LAB_NS_GW" "$LAB_NS_GW" "$LAB_NS_SRV" "$LAB_NS_GW" "$LAB_NS_OTH")
+    local ifs=("$LAB_CLI_IF" "$LAB_GW_IF_CLI" "$LAB_GW_IF_SRV" "$LAB_SRV_IF" "$LAB_GW_IF_OTH" "$LAB_OTH_IF")
+    local addrs=("$@")
+    for i in 0 1 2 3 4 5; do
+        _lab_t "$LAB_STEP_TIMEOUT" ip -n "${ns[i]}" -4 addr flush dev "${ifs[i]}" || return 1
+    done
+    for i in 0 1 2 3 4 5; do
+        [[ -z ${addrs[i]:-} ]] ||
+            _lab_t "$LAB_STEP_TIMEOUT" ip -n "${ns[i]}" addr add "${addrs[i]}/24" dev "${ifs[i]}" || return 1
+    done
+}
+
+# _lab_v4_default NS VIA [UNREACHABLE]: the default route, and an unreachable
+# route for the private prefix (removed when not given).
+_lab_v4_default() {
+    local ns=$1 via=$2 unreachable=${3:-}
+    _lab_t "$LAB_STEP_TIMEOUT" ip -n "$ns" route replace default via "$via" || return 1
+    if [[ -n $unreachable ]]; then
+        _lab_t "$LAB_STEP_TIMEOUT" ip -n "$ns" route replace unreachable "$unreachable"
+    else
+        ip -n "$ns" route del unreachable "$LAB_NAT_PRIVATE_NET" 2>/dev/null
+        return 0
+    fi
+}
+
+lab_nat_up() {
+    local topo=${1:-} pub=$LAB_NAT_PUBLIC_V4 peer=$LAB_NAT_PEER_V4 gwin=$LAB_NAT_GW_INSIDE_V4
+    local priv=$LAB_NAT_PRIVATE_V4 ns
+    [[ $topo == T1 || $topo == T2 ]] || { lab_log "lab_nat_up T1|T2"; return 1; }
+    _lab_ns_exists "$LAB_NS_GW" || { lab_log "lab is not up"; return 1; }
+    LAB_NAT_TOPO=
+    if [[ $topo == T1 ]]; then
+        _lab_v4_links "$peer" "$pub" "$gwin" "$priv" "" "" &&
+            _lab_v4_default "$LAB_NS_CLI" "$pub" "$LAB_NAT_PRIVATE_NET" &&
+            _lab_v4_default "$LAB_NS_SRV" "$gwin" || return 1
+        LAB_NAT_OUTSIDE_IF=$LAB_GW_IF_CLI LAB_NAT_INSIDE_IF=$LAB_GW_IF_SRV
+        LAB_NAT_CLI_V4=$peer LAB_NAT_SRV_V4=$priv LAB_NAT_DIAL_V4=$pub
+    else
+        _lab_v4_links "$priv" "$gwin" "$pub" "$peer" "" "" &&
+            _lab_v4_default "$LAB_NS_CLI" "$gwin" &&
+            _lab_v4_default "$LAB_NS_SRV" "$pub" "$LAB_NAT_PRIVATE_NET" || return 1
+        LAB_NAT_OUTSIDE_IF=$LAB_GW_IF_SRV LAB_NAT_INSIDE_IF=$LAB_GW_IF_CLI
+        LAB_NAT_CLI_V4=$priv LAB_NAT_SRV_V4=$peer LAB_NAT_DIAL_V4=$peer
+    fi
+    for ns in "$LAB_NS_CLI" "$LAB_NS_GW" "$LAB_NS_SRV" "$LAB_NS_OTH"; do
+        _lab_write_hosts "$ns" "$LAB_NAT_CLI_V4" "$LAB_NAT_SRV_V4" "$pub lab-public"
+    done
+    _lab_nat_gateway_reset || return 1
+    # The neighbours answer on the new addresses (each host pings its gateway).
+    _lab_wait_for 10 lab_cli ping -c1 -W1 -n "$( [[ $topo == T1 ]] && echo "$pub" || echo "$gwin")" &&
+        _lab_wait_for 10 lab_srv ping -c1 -W1 -n "$( [[ $topo == T1 ]] && echo "$gwin" || echo "$pub")" ||
+        { lab_log "lab_nat_up $topo: no IPv4 path to the gateway"; return 1; }
+    LAB_NAT_TOPO=$topo
+    lab_log "NAT lab $topo: client $LAB_NAT_CLI_V4 dials $LAB_NAT_DIAL_V4, server $LAB_NAT_SRV_V4, outside $LAB_NAT_OUTSIDE_IF"
+}
+
+# Conntrack starts empty, and strict about TCP windows (the default, stated).
+_lab_nat_gateway_reset() {
+    LAB_CMD_TIMEOUT=$LAB_STEP_TIMEOUT lab_gw conntrack -F >/dev/null 2>&1 || true
+    LAB_CMD_TIMEOUT=$LAB_STEP_TIMEOUT lab_gw sysctl -qw net.netfilter.nf_conntrack_tcp_be_liberal=0 >/dev/null
+}
+
+lab_nat_down() {
+    local ns
+    _lab_ns_exists "$LAB_NS_GW" || return 0
+    _lab_v4_links "$LAB_CLI_V4" "$LAB_GW_CLI_V4" "$LAB_GW_SRV_V4" "$LAB_SRV_V4" "$LAB_GW_OTH_V4" "$LAB_OTH_V4" &&
+        _lab_v4_default "$LAB_NS_CLI" "$LAB_GW_CLI_V4" &&
+        _lab_v4_default "$LAB_NS_SRV" "$LAB_GW_SRV_V4" &&
+        _lab_v4_default "$LAB_NS_OTH" "$LAB_GW_OTH_V4" || return 1
+    for ns in "$LAB_NS_CLI" "$LAB_NS_GW" "$LAB_NS_SRV" "$LAB_NS_OTH"; do
+        _lab_write_hosts "$ns" "$LAB_CLI_V4" "$LAB_SRV_V4" "$LAB_OTH_V4 lab-oth"
+    done
+    LAB_CMD_TIMEOUT=$LAB_STEP_TIMEOUT lab_gw conntrack -F >/dev/null 2>&1 || true
+    LAB_NAT_TOPO= LAB_NAT_OUTSIDE_IF= LAB_NAT_INSIDE_IF= LAB_NAT_CLI_V4= LAB_NAT_SRV_V4= LAB_NAT_DIAL_V4=
+    _lab_wait_for 10 lab_cli ping -c1 -W1 -n "$LAB_SRV_V4" || { lab_log "lab_nat_down: no IPv4 path cli->srv"; return 1; }
+}
+
+lab_nat_operator() {
+    [[ -n $LAB_NAT_TOPO ]] || { lab_log "lab_nat_operator: the NAT lab is not up"; return 1; }
+    echo "# The operator's own NAT rules (tests/lab/lab.sh, NAT lab $LAB_NAT_TOPO)."
+    echo "table ip operator_nat {"
+    if [[ $LAB_NAT_TOPO == T1 ]]; then
+        echo "	chain prerouting {"
+        echo "		type nat hook prerouting priority dstnat; policy accept;"
+        echo "		iifname \"$LAB_NAT_OUTSIDE_IF\" ip daddr $LAB_NAT_PUBLIC_V4 tcp dport $LAB_FTP_PORT dnat to $LAB_NAT_PRIVATE_V4"
+        echo "	}"
+    fi
+    echo "	chain postrouting {"
+    echo "		type nat hook postrouting priority srcnat; policy accept;"
+    echo "		oifname \"$LAB_NAT_OUTSIDE_IF\" masquerade"
+    echo "	}"
+    echo "}"
+}
+
+# The operator's NAT table and the lab's invalid-packet counter, beside the
+# generated ruleset (kept in $LAB_STATE_DIR/fw-operator-nat).
+_lab_nat_fw_extras() {
+    local file="$LAB_STATE_DIR/fw-operator-nat"
+    {
+        lab_nat_operator || return 1
+        echo
+        echo "# The lab's counter: what the ruleset's \`ct state invalid drop\` will drop."
+        echo "table inet lab_watch {"
+        echo "	chain forward {"
+        echo "		type filter hook forward priority filter - 20; policy accept;"
+        echo "		ct state invalid counter"
+        echo "	}"
+        echo "}"
+    } >"$file" || return 1
+    LAB_CMD_TIMEOUT=$LAB_STEP_TIMEOUT lab_gw nft -f "$file" || {
+        lab_log "loading the operator's NAT table ($file) failed"
+        return 1
+    }
+}
+
+lab_nat_counters() {
+    local fwd ct
+    fwd=$(LAB_CMD_TIMEOUT=5 lab_gw nft list chain inet lab_watch forward 2>/dev/null |
+        awk '/ct state invalid counter/ { for (i = 1; i < NF; i++) if ($i == "packets") print $(i + 1) }')
+    ct=$(LAB_CMD_TIMEOUT=5 lab_gw conntrack -S 2>/dev/null | awk '
+        { for (i = 1; i <= NF; i++) { split($i, kv, "="); sum[kv[1]] += kv[2] } }
+        END { printf "ct_invalid=%d ct_drop=%d ct_insert_failed=%d", sum["invalid"], sum["drop"], sum["insert_failed"] }')
+    echo "fwd_invalid=${fwd:-?} $ct"
+}
+
+lab_make_big() {
+    local name=$1 mb=$2
+    "$LAB_SYS_PYTHON" -c 'import hashlib,sys
+h = hashlib.shake_256(("ftp-alg-lab:" + sys.argv[1]).encode())
+sys.stdout.buffer.write(h.digest(int(sys.argv[2]) << 20))' "$name" "$mb" >"$LAB_FTP_ROOT/pub/$name" &&
+        chmod 644 "$LAB_FTP_ROOT/pub/$name"
 }
