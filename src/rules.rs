@@ -14,9 +14,10 @@
 //!    the rest, even if the daemon dies.
 //!
 //! The NAT form of the nft ruleset ([`Nat`], `ftp-alg rules --nat --outside IFACE`) differs in
-//! where control packets are queued (by the interface they arrive on, see [`nat_note`]) and
-//! adds the DNAT maps that send a rewritten announcement's data connection to the private
-//! host. The operator's own NAT rules are never part of it.
+//! where control packets are queued: by the interface they arrive on, those from the inside
+//! before conntrack (so conntrack tracks what the daemon rewrote) and before the filter, which
+//! still decides on them. It also adds the DNAT maps that send a rewritten announcement's data
+//! connection to the private host. The operator's own NAT rules are never part of it.
 
 use std::fmt::Write;
 
