@@ -232,14 +232,31 @@ impl Net {
     }
 }
 
-#[test]
-fn masqueraded_port_grows_and_later_segments_follow() {
+/// A logged-in session of client 192.0.2.2, masqueraded as 198.51.100.177.
+fn masqueraded() -> Net {
     let mut net = Net::new(
         "192.0.2.2:40000",
         "203.0.113.2:21",
         &["192.0.2.2=198.51.100.177"],
     );
     net.login();
+    net
+}
+
+/// A logged-in session with server 192.0.2.5, published as 203.0.113.100.
+fn published() -> Net {
+    let mut net = Net::new(
+        "198.51.100.2:40000",
+        "192.0.2.5:21",
+        &["192.0.2.5=203.0.113.100"],
+    );
+    net.login();
+    net
+}
+
+#[test]
+fn masqueraded_port_grows_and_later_segments_follow() {
+    let mut net = masqueraded();
     net.send(CLIENT, b"PORT 192,0,2,2,19,136\r\n");
     net.send(SERVER, b"200 PORT command successful.\r\n");
     net.send(CLIENT, b"RETR one\r\n");
@@ -266,12 +283,7 @@ fn masqueraded_port_grows_and_later_segments_follow() {
 
 #[test]
 fn split_port_line_is_held_then_rewritten() {
-    let mut net = Net::new(
-        "192.0.2.2:40000",
-        "203.0.113.2:21",
-        &["192.0.2.2=198.51.100.177"],
-    );
-    net.login();
+    let mut net = masqueraded();
     let line = b"PORT 192,0,2,2,19,136\r\n";
     let seq = net.ends[CLIENT].snd_nxt;
     let first = net.segment(CLIENT, seq, &line[..9]);
@@ -295,12 +307,7 @@ fn split_port_line_is_held_then_rewritten() {
 
 #[test]
 fn published_server_227_keeps_its_length() {
-    let mut net = Net::new(
-        "198.51.100.2:40000",
-        "192.0.2.5:21",
-        &["192.0.2.5=203.0.113.100"],
-    );
-    net.login();
+    let mut net = published();
     net.send(CLIENT, b"PASV\r\n");
     net.send(SERVER, b"227 Entering Passive Mode (192,0,2,5,195,80).\r\n");
     net.send(CLIENT, b"RETR one\r\n");
@@ -321,12 +328,7 @@ fn published_server_227_keeps_its_length() {
 
 #[test]
 fn retransmission_of_a_rewritten_segment_comes_out_the_same() {
-    let mut net = Net::new(
-        "192.0.2.2:40000",
-        "203.0.113.2:21",
-        &["192.0.2.2=198.51.100.177"],
-    );
-    net.login();
+    let mut net = masqueraded();
     let seq = net.ends[CLIENT].snd_nxt;
     net.send(CLIENT, b"PORT 192,0,2,2,19,136\r\n");
     let again = net.segment(CLIENT, seq, b"PORT 192,0,2,2,19,136\r\n");
@@ -358,12 +360,7 @@ fn untranslated_connections_pass_untouched() {
 
 #[test]
 fn a_restart_keeps_the_sequence_shift() {
-    let mut net = Net::new(
-        "192.0.2.2:40000",
-        "203.0.113.2:21",
-        &["192.0.2.2=198.51.100.177"],
-    );
-    net.login();
+    let mut net = masqueraded();
     net.send(CLIENT, b"PORT 192,0,2,2,19,136\r\n");
     let mut state = Vec::new();
     net.engine.save(&mut state).unwrap();
@@ -431,12 +428,7 @@ fn past_the_hold_bound_a_split_port_is_refused_not_half_rewritten() {
 
 #[test]
 fn a_held_segment_is_released_when_its_time_is_up() {
-    let mut net = Net::new(
-        "192.0.2.2:40000",
-        "203.0.113.2:21",
-        &["192.0.2.2=198.51.100.177"],
-    );
-    net.login();
+    let mut net = masqueraded();
     let seq = net.ends[CLIENT].snd_nxt;
     let first = net.segment(CLIENT, seq, b"PORT 192,0,");
     assert!(net.pass(first).is_empty());
@@ -481,12 +473,7 @@ fn ipv6_eprt_behind_nat66() {
 
 #[test]
 fn published_server_229_and_a_taken_public_port() {
-    let mut net = Net::new(
-        "198.51.100.2:40000",
-        "192.0.2.5:21",
-        &["192.0.2.5=203.0.113.100"],
-    );
-    net.login();
+    let mut net = published();
     net.send(CLIENT, b"EPSV\r\n");
     net.send(
         SERVER,
@@ -528,8 +515,7 @@ mod property {
             extra in prop::collection::vec((0usize..SCRIPT.len(), 1usize..30), 0..6),
             swaps in prop::collection::vec((0usize..20, 0usize..20), 0..6),
         ) {
-            let mut net = Net::new("192.0.2.2:40000", "203.0.113.2:21", &["192.0.2.2=198.51.100.177"]);
-            net.login();
+            let mut net = masqueraded();
             let base = net.ends[CLIENT].snd_nxt;
             let mut bounds: Vec<usize> = cuts.into_iter().collect();
             bounds.insert(0, 0);
