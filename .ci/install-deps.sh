@@ -11,6 +11,8 @@ command -v nft >/dev/null 2>&1 || need+=(nftables)
 command -v iptables >/dev/null 2>&1 || need+=(iptables)
 command -v ipset >/dev/null 2>&1 || need+=(ipset)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
+# tests/cli.rs checks a NAT-rewritten capture with tshark's TCP analysis.
+command -v tshark >/dev/null 2>&1 || need+=(tshark)
 
 if ((${#need[@]})); then
     if [[ $(id -u) -ne 0 ]]; then
