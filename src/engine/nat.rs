@@ -17,6 +17,7 @@
 
 use std::collections::BTreeMap;
 use std::collections::HashMap;
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::num::NonZeroU16;
 
@@ -51,6 +52,9 @@ const PORT_TRIES: u16 = 256;
 #[derive(Debug, Default)]
 pub(super) struct NatTable {
     flows: HashMap<FlowKey, NatFlow>,
+    /// Connections conntrack said are not translated (a key each, so that an untranslated
+    /// connection costs little and is looked up once).
+    untranslated: HashSet<FlowKey>,
     /// Held datagrams by deadline.
     deadlines: BTreeMap<(Instant, HeldId), FlowKey>,
     held_bytes: usize,
@@ -103,7 +107,8 @@ impl Engine {
         let control = self.control_of(&segment)?;
         let key = FlowKey::new(segment.src(), segment.dst());
         let reading = matches!(self.flows.get(&key), Some(Tracked::Reading(_)));
-        (reading && !self.nat.flows.contains_key(&key)).then_some(control)
+        let known = self.nat.flows.contains_key(&key) || self.nat.untranslated.contains(&key);
+        (reading && !known).then_some(control)
     }
 
     /// The shell learned how `control` is translated (`Translation::NONE`: not at all).
@@ -112,6 +117,11 @@ impl Engine {
         if self.flows.get(&key).is_none() {
             return;
         }
+        if translation.is_none() && !self.nat.flows.contains_key(&key) {
+            self.nat.untranslated.insert(key);
+            return;
+        }
+        self.nat.untranslated.remove(&key);
         let nat = self.nat.flows.entry(key).or_default();
         if nat.translation != translation {
             log::debug!("{control}: translated {translation:?}");
@@ -338,6 +348,7 @@ impl Engine {
 
     /// A flow is forgotten: release what it holds, then forget its NAT state.
     pub(super) fn forget_nat(&mut self, key: FlowKey) {
+        self.nat.untranslated.remove(&key);
         if self.nat.flows.contains_key(&key) {
             self.release_held(key, None);
             self.nat.flows.remove(&key);
