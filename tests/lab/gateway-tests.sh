@@ -32,9 +32,13 @@
 #            a masqueraded client; {vsftpd,proftpd} x {curl,lftp} x {PASV,
 #            EPSV,PORT,EPRT}, two downloads on one control connection each,
 #            a 32 MiB download and upload (vsftpd), and (T2) a PORT line split
-#            across two segments; variants kernel (nf_nat_ftp) and alg (the
+#            across two segments; (T2, vsftpd) a shrinking rewrite: the client
+#            at a second, longer private address (198.51.100.222), two
+#            downloads and 32 MiB; variants kernel (nf_nat_ftp) and alg (the
 #            NAT ruleset + `ftp-alg run --backend nft $NAT_ALG_FLAGS`,
-#            default --nat; NAT_VARIANTS="kernel alg")
+#            default --nat), and (T2 only) the control alg-forward: the inside
+#            queued in forward, which D23 rejects; a growing rewrite must
+#            break, a shrinking one pass (NAT_VARIANTS="kernel alg alg-forward")
 #
 # Output: one line per case, `ok|FAIL|n/a NAME (details)`, then the time of
 # each part and a summary.  Exit status 1 if any case failed.  Every client
@@ -973,11 +977,15 @@ part_flood() {
 #   alg     the alg ruleset's NAT form (rules --nat --outside IFACE) + the
 #           operator's NAT table + `ftp-alg run --backend nft $NAT_ALG_FLAGS`
 #           (default --nat; a daemon that refuses the flags fails every cell)
+#   alg-forward  (T2 only) a control, not a deployment: the alg-forward-nat
+#           ruleset (alg-nat with the inside's control packets queued in
+#           FORWARD, after conntrack, as docs/decisions.md D23 rejects) and the
+#           same daemon; two cells, each with its prediction written in it
 # Every cell runs with nf_conntrack_tcp_be_liberal=0 and the ruleset's
 # `ct state invalid drop` (checked by the ruleset case), and records how many
 # packets reached that rule (lab_watch's counter) and conntrack's own invalid
 # counter; a packet dropped as invalid fails the cell.
-NAT_VARIANTS=${NAT_VARIANTS:-kernel alg}
+NAT_VARIANTS=${NAT_VARIANTS:-kernel alg alg-forward}
 NAT_ALG_FLAGS=${NAT_ALG_FLAGS---nat}  # set but empty: no flags
 GT_NAT_BIG_MB=${GT_NAT_BIG_MB:-32}
 NAT_BIG=big.bin
@@ -985,6 +993,9 @@ NAT_BIG_SHA=
 NAT_DAEMON_ERR=         # why the alg daemon of the current topology did not start
 declare -A NAT_CELL=()  # "topology variant server client mode what" -> docs label
 declare -A NAT_INVALID=()  # variant -> "fwd_invalid ct_invalid" summed over its cells
+NAT_SRC=                # set: the client binds to this address (curl --interface, lftp net:socket-bind-ipv4)
+NAT_CURL_MAX=10         # curl -m of nat_client
+NAT_CTRL_ROWS=()        # the control cells: one docs table row each
 
 # nat_counter COUNTERS NAME: one value of a lab_nat_counters line.
 nat_counter() { stat_of "$1" "$2"; }
@@ -1006,8 +1017,10 @@ nat_count_invalid() {
 # pub/file20k.bin into OUT2, on ONE control connection to LAB_NAT_DIAL_V4.
 # Both clients use the address a 227 names (curl --no-ftp-skip-pasv-ip, lftp
 # ftp:fix-pasv-address off), so an unrewritten private address fails.
+# With NAT_SRC set, the client binds its sockets to that address (curl
+# --interface: `-P -` then names it too; lftp net:socket-bind-ipv4).
 nat_client() {
-    local client=$1 mode=$2 trace=$3 out1=$4 out2=$5 host=$LAB_NAT_DIAL_V4 opts=()
+    local client=$1 mode=$2 trace=$3 out1=$4 out2=$5 host=$LAB_NAT_DIAL_V4 opts=() bind=
     case "$client" in
     curl)
         case "$mode" in
@@ -1015,12 +1028,14 @@ nat_client() {
         PORT) opts=(-P - --disable-eprt) ;;
         EPRT) opts=(-P -) ;;
         esac
-        LAB_CMD_TIMEOUT=20 lab_cli "${CURL_BASE[@]}" -m 10 --no-ftp-skip-pasv-ip "${opts[@]}" \
+        [[ -n $NAT_SRC ]] && opts+=(--interface "$NAT_SRC")
+        LAB_CMD_TIMEOUT=$((NAT_CURL_MAX + 10)) lab_cli "${CURL_BASE[@]}" -m "$NAT_CURL_MAX" --no-ftp-skip-pasv-ip "${opts[@]}" \
             -o "$out1" "ftp://$host/pub/file200k.bin" -o "$out2" "ftp://$host/pub/file20k.bin" 2>"$trace"
         ;;
     lftp)
         rm -f "$trace"
-        LAB_CMD_TIMEOUT=20 lab_cli env HOME="$WORK/home" lftp -c "$LFTP_BASE; $(lftp_mode "$mode" v4);
+        [[ -n $NAT_SRC ]] && bind="set net:socket-bind-ipv4 $NAT_SRC;"
+        LAB_CMD_TIMEOUT=20 lab_cli env HOME="$WORK/home" lftp -c "$LFTP_BASE; $(lftp_mode "$mode" v4); $bind
             set ftp:fix-pasv-address no; set ftp:ignore-pasv-address no; debug -o $trace 9;
             open -u $U,$P ftp://$host; get pub/file200k.bin -o $out1; get pub/file20k.bin -o $out2; bye" \
             2>>"$trace.err"
@@ -1095,6 +1110,7 @@ nat_cell() {
 nat_big() {
     local variant=$1 dir=$2 mode=$3 opts=() c0 c1 inv rc=0 got t0 file
     case "$mode" in PASV) opts=(--disable-epsv) ;; PORT) opts=(-P - --disable-eprt) ;; esac
+    [[ -n $NAT_SRC ]] && opts+=(--interface "$NAT_SRC")
     c0=$(lab_nat_counters)
     t0=$(now)
     if [[ $dir == down ]]; then
@@ -1123,15 +1139,19 @@ nat_big() {
 # The captures of the split-PORT case: the gateway's inside and outside links.
 # --immediate-mode hands each packet over at once: without it, a capture
 # stopped within a second of the last packet loses the ring's last block.
+# nat_caps_start [HOST]: with HOST, the inside link's capture keeps only that
+# host's packets (an earlier case's orphaned socket may still retransmit).
 NAT_CAP_PIDS=()
 nat_caps_start() {
-    local ifc f
+    local ifc f filter
     NAT_CAP_PIDS=()
     for ifc in "$LAB_NAT_INSIDE_IF" "$LAB_NAT_OUTSIDE_IF"; do
         f="$WORK/split-$ifc"
+        filter="tcp port $LAB_FTP_PORT"
+        [[ -n ${1:-} && $ifc == "$LAB_NAT_INSIDE_IF" ]] && filter="$filter and host $1"
         : >"$f.err"
         timeout --kill-after=5 60 ip netns exec "$LAB_NS_GW" tcpdump -i "$ifc" --immediate-mode -s 0 -U -n -Z root \
-            -w "$f.pcap" "tcp port $LAB_FTP_PORT" 2>"$f.err" </dev/null &
+            -w "$f.pcap" "$filter" 2>"$f.err" </dev/null &
         NAT_CAP_PIDS+=($!)
         _lab_wait_for 10 grep -q "listening on" "$f.err" || return 1
     done
@@ -1179,6 +1199,193 @@ nat_split() {
     return 1
 }
 
+# ------------------------------------------- nat: shrinking rewrite, control
+# nat_port_lines IFACE: the distinct complete PORT lines the client sent in
+# the capture on IFACE (nat_caps_start), in order, one per line.
+nat_port_lines() {
+    capture_segments "$WORK/split-$1.pcap" | awk '$1 == "c2s"' | grep -aoE 'PORT [0-9]+(,[0-9]+){5}' | awk '!seen[$0]++'
+}
+
+# nat_port_rewrites: the PORT lines inside and outside side by side into
+# NAT_PORTS_IN, NAT_PORTS_OUT (counts), NAT_PORT_DELTAS (outside minus inside
+# length of each pair, bytes, e.g. "-3 -3"), NAT_PORT_DELTA (the same, signed,
+# once if all pairs agree: "-3", "+2") and NAT_PORT_SHOWN (the first pair).
+NAT_PORTS_IN=0 NAT_PORTS_OUT=0 NAT_PORT_DELTAS= NAT_PORT_DELTA= NAT_PORT_SHOWN=
+nat_port_rewrites() {
+    local ins=() outs=() i
+    mapfile -t ins < <(nat_port_lines "$LAB_NAT_INSIDE_IF")
+    mapfile -t outs < <(nat_port_lines "$LAB_NAT_OUTSIDE_IF")
+    NAT_PORTS_IN=${#ins[@]} NAT_PORTS_OUT=${#outs[@]} NAT_PORT_DELTAS= NAT_PORT_SHOWN=
+    for ((i = 0; i < NAT_PORTS_IN && i < NAT_PORTS_OUT; i++)); do
+        NAT_PORT_DELTAS+="$(( ${#outs[i]} - ${#ins[i]} )) "
+    done
+    NAT_PORT_DELTAS=${NAT_PORT_DELTAS% }
+    NAT_PORT_DELTA=$(tr ' ' '\n' <<<"$NAT_PORT_DELTAS" | awk 'NF && !seen[$0]++ { printf "%s%s%s", sep, ($0 > 0 ? "+" : ""), $0; sep = "/" }')
+    ((NAT_PORTS_IN)) && NAT_PORT_SHOWN="'${ins[0]}' -> '${outs[0]:-nothing}'"
+}
+
+# nat_masq_check: the gateway's conntrack entries of the control
+# connections from LAB_NAT_LONG_V4 (flushed before the case) and of the data
+# connections to it, into NAT_MASQ ("control N, masqueraded to PUBLIC M;
+# data connections DNATed to it K") and NAT_MASQ_OK (1 if N > 0, M = N, K > 0).
+NAT_MASQ= NAT_MASQ_OK=0
+nat_masq_check() {
+    local ctl n m k
+    ctl=$(LAB_CMD_TIMEOUT=5 lab_gw conntrack -L -p tcp --orig-src "$LAB_NAT_LONG_V4" --orig-port-dst "$LAB_FTP_PORT" 2>/dev/null)
+    n=$(grep -c 'src=' <<<"$ctl")
+    m=$(grep -c " src=$LAB_NAT_SRV_V4 dst=$LAB_NAT_PUBLIC_V4 sport=$LAB_FTP_PORT " <<<"$ctl")
+    k=$(LAB_CMD_TIMEOUT=5 lab_gw conntrack -L -p tcp --orig-dst "$LAB_NAT_PUBLIC_V4" --reply-src "$LAB_NAT_LONG_V4" 2>/dev/null | grep -c 'src=')
+    NAT_MASQ="conntrack: $n control connection(s) from $LAB_NAT_LONG_V4, $m masqueraded to $LAB_NAT_PUBLIC_V4; $k data connection(s) to $LAB_NAT_PUBLIC_V4 DNATed to it"
+    NAT_MASQ_OK=0
+    ((n > 0 && m == n && k > 0)) && NAT_MASQ_OK=1
+    return 0
+}
+
+# nat_forget_long: the gateway's conntrack entries of earlier cases from and
+# to LAB_NAT_LONG_V4 are deleted, so nat_masq_check counts this case's.
+nat_forget_long() {
+    LAB_CMD_TIMEOUT=5 lab_gw conntrack -D -s "$LAB_NAT_LONG_V4" >/dev/null 2>&1
+    LAB_CMD_TIMEOUT=5 lab_gw conntrack -D -r "$LAB_NAT_LONG_V4" >/dev/null 2>&1
+    return 0
+}
+
+# nat_in_invalid BEFORE AFTER [out_invalid]: the invalid packets addressed to
+# the gateway itself (or sent by it).
+nat_in_invalid() { local k=${3:-in_invalid}; echo $(($(nat_counter "$2" "$k") - $(nat_counter "$1" "$k"))); }
+
+# nat_shrink_cell VARIANT CLIENT: T2, vsftpd, PORT, nat_cell's two downloads,
+# from the client's second address LAB_NAT_LONG_V4 (lab_nat_long_up), which
+# the rewrite shortens ("198,51,100,222" -> "203,0,113,1"): every later byte
+# of the client's stream moves backwards.  Both gateway links are captured:
+# each PORT line must name the long private address inside and come out
+# shorter outside; conntrack must show the control connection masqueraded
+# (the operator's `oifname OUTSIDE masquerade` applies to this source too)
+# and the data connections DNATed to it; and no invalid packet, neither in
+# forward nor addressed to the gateway.
+nat_shrink_cell() {
+    local variant=$1 client=$2 rc=0 c0 c1 in d ok=1
+    nat_forget_long
+    c0=$(lab_nat_counters)
+    nat_caps_start "$LAB_NAT_LONG_V4" || { nat_caps_stop; DETAIL="captures did not start"; return 1; }
+    NAT_SRC=$LAB_NAT_LONG_V4 nat_cell "$variant" T2 vsftpd "$client" PORT || rc=$?
+    nat_caps_stop
+    c1=$(lab_nat_counters)
+    in=$(nat_in_invalid "$c0" "$c1")
+    nat_port_rewrites
+    nat_masq_check
+    DETAIL="from $LAB_NAT_LONG_V4: $DETAIL, to the gateway +$in; PORT lines inside $NAT_PORTS_IN, outside $NAT_PORTS_OUT, first $NAT_PORT_SHOWN, length change ${NAT_PORT_DELTAS:-none} bytes; $NAT_MASQ"
+    ((NAT_PORTS_IN == 2 && NAT_PORTS_OUT == 2)) || ok=0
+    for d in $NAT_PORT_DELTAS; do ((d < 0)) || ok=0; done
+    nat_port_lines "$LAB_NAT_INSIDE_IF" | grep -qv "^PORT ${LAB_NAT_LONG_V4//./,}," && ok=0
+    nat_port_lines "$LAB_NAT_OUTSIDE_IF" | grep -qv "^PORT ${LAB_NAT_PUBLIC_V4//./,}," && ok=0
+    [[ $rc -eq 0 && $ok -eq 1 && $in -eq 0 && $NAT_MASQ_OK -eq 1 ]]
+}
+
+# nat_shrink_big VARIANT: nat_big's GT_NAT_BIG_MB MiB download (curl PORT)
+# from LAB_NAT_LONG_V4, with the same conntrack and invalid checks.
+nat_shrink_big() {
+    local variant=$1 rc=0 c0 c1 in
+    nat_forget_long
+    c0=$(lab_nat_counters)
+    NAT_SRC=$LAB_NAT_LONG_V4 nat_big "$variant" down PORT || rc=$?
+    c1=$(lab_nat_counters)
+    in=$(nat_in_invalid "$c0" "$c1")
+    nat_masq_check
+    DETAIL="from $LAB_NAT_LONG_V4: $DETAIL, to the gateway +$in; $NAT_MASQ"
+    [[ $rc -eq 0 && $in -eq 0 && $NAT_MASQ_OK -eq 1 ]]
+}
+
+# nat_shrink_cases VARIANT: T2, vsftpd: the shrinking rewrite (curl and lftp
+# two downloads, curl 32 MiB), with the second inside prefix up only for them.
+nat_shrink_cases() {
+    local variant=$1
+    if ! lab_nat_long_up; then
+        result FAIL "nat/T2/$variant/long-address" "lab_nat_long_up failed"
+        return 0
+    fi
+    nat_case "$variant" T2 vsftpd curl PORT shrink-two-downloads nat_shrink_cell "$variant" curl
+    nat_case "$variant" T2 vsftpd lftp PORT shrink-two-downloads nat_shrink_cell "$variant" lftp
+    nat_case "$variant" T2 vsftpd curl PORT "shrink-download-${GT_NAT_BIG_MB}M" nat_shrink_big "$variant"
+    lab_nat_long_down
+}
+
+# nat_control_cell growing|shrinking: the control of D23 (firewall
+# alg-forward-nat: the inside's control packets queued in FORWARD, after
+# conntrack tracked them unrewritten).  curl PORT, two downloads, -m 5, both
+# gateway links captured.  growing: from 192.0.2.2 ("192,0,2,2" ->
+# "203,0,113,1", 2 bytes longer); predicted: the server's ACKs cover bytes
+# conntrack never saw, so conntrack finds packets invalid (its counter
+# rises) and the transfer fails.  shrinking: from LAB_NAT_LONG_V4 (3 bytes
+# shorter); predicted: the server's ACKs stay below what conntrack saw,
+# inside its window, so both files arrive and no packet is invalid.  The
+# case is ok when the prediction holds, and FAIL when it does not.
+nat_control_cell() {
+    local kind=$1 src=$LAB_NAT_PRIVATE_V4 trace out1 out2 c0 c1 rc=0 got1 got2 files=0 fwd ct in out mark n logins
+    local r200_in r200_out rst_in rst_out pred obs verdict=0
+    [[ $kind == shrinking ]] && src=$LAB_NAT_LONG_V4
+    CELL_SEQ=$((CELL_SEQ + 1))
+    trace="$WORK/trace.$CELL_SEQ" out1="$WORK/nat-1.bin" out2="$WORK/nat-2.bin"
+    rm -f "$out1" "$out2"
+    mark=$(wc -l <"$LAB_ALG_LOG")
+    c0=$(lab_nat_counters)
+    nat_caps_start "$src" || { nat_caps_stop; DETAIL="captures did not start"; return 1; }
+    NAT_SRC=$src NAT_CURL_MAX=5 nat_client curl PORT "$trace" "$out1" "$out2" || rc=$?
+    nat_caps_stop
+    c1=$(lab_nat_counters)
+    nat_count_invalid alg-forward "$c0" "$c1"
+    fwd=${NAT_INV% *} ct=${NAT_INV#* }
+    in=$(nat_in_invalid "$c0" "$c1") out=$(nat_in_invalid "$c0" "$c1" out_invalid)
+    logins=$(trace_count curl "$trace" 230)
+    got1=$( [[ -f $out1 ]] && sha_of "$out1") got2=$( [[ -f $out2 ]] && sha_of "$out2")
+    [[ $got1 == "$(want_sha file200k.bin)" ]] && files=$((files + 1))
+    [[ $got2 == "$(want_sha file20k.bin)" ]] && files=$((files + 1))
+    n=$(nat_daemon_installs "$mark" PORT)
+    nat_port_rewrites
+    # vsftpd's "200 PORT command successful" on each link, and the RSTs towards the server.
+    r200_out=$(capture_segments "$WORK/split-$LAB_NAT_OUTSIDE_IF.pcap" | grep -acE '^s2c [0-9]+ [0-9]+ (.*[|])?200 PORT')
+    r200_in=$(capture_segments "$WORK/split-$LAB_NAT_INSIDE_IF.pcap" | grep -acE '^s2c [0-9]+ [0-9]+ (.*[|])?200 PORT')
+    rst_out=$(tcpdump -r "$WORK/split-$LAB_NAT_OUTSIDE_IF.pcap" -n "tcp[tcpflags] & tcp-rst != 0 and dst port $LAB_FTP_PORT" 2>/dev/null | grep -c .)
+    rst_in=$(tcpdump -r "$WORK/split-$LAB_NAT_INSIDE_IF.pcap" -n "tcp[tcpflags] & tcp-rst != 0 and dst port $LAB_FTP_PORT" 2>/dev/null | grep -c .)
+    obs="invalid: conntrack +$ct (forward +$fwd, to the gateway +$in, from the gateway +$out); curl rc=$rc, $files of 2 files (sha256), $logins login(s); $n PORT rewrite(s) logged, length change ${NAT_PORT_DELTAS:-none} bytes ($NAT_PORT_SHOWN); the server's '200 PORT' replies: $r200_out on the outside link, $r200_in on the inside link; RSTs to the server: $rst_out outside, $rst_in inside"
+    if [[ $kind == growing ]]; then
+        pred="the server's ACKs are over conntrack's upper bound: invalid packets (conntrack's counter > 0) and the transfer fails"
+        [[ $ct -gt 0 && $files -lt 2 && $n -ge 1 && ${NAT_PORT_DELTAS%% *} -gt 0 ]] && verdict=1
+    else
+        pred="the server's ACKs stay below what conntrack saw, inside its window: both files, no invalid packet"
+        [[ $ct -eq 0 && $fwd -eq 0 && $in -eq 0 && $out -eq 0 && $files -eq 2 && $rc -eq 0 && $n -ge 2 && ${NAT_PORT_DELTAS%% *} -lt 0 ]] && verdict=1
+    fi
+    if ((verdict)); then
+        DETAIL="control: $kind rewrite with the inside queued after conntrack -> as D23 predicts ($pred): $obs"
+    else
+        DETAIL="control: $kind rewrite with the inside queued after conntrack -> NOT as predicted ($pred): $obs"
+    fi
+    NAT_CTRL_ROWS+=("| $kind (${NAT_PORT_DELTA:-?} bytes per PORT line) | $src | $pred | $obs | $( ((verdict)) && echo ok || echo FAIL) |")
+    ((verdict))
+}
+
+# nat_control T2: the alg-forward variant (T1 has no length-changing rewrite
+# from the inside: a 227 keeps its length, a PORT from outside is not rewritten).
+nat_control() {
+    local topo=$1
+    [[ $topo == T2 ]] || return 0
+    NAT_DAEMON_ERR=
+    lab_fw_load alg-forward-nat || { result FAIL "nat/$topo/alg-forward/firewall" "lab_fw_load alg-forward-nat failed"; return; }
+    run_case "nat/$topo/alg-forward/ruleset" nat_ruleset alg-forward
+    nat_daemon_start "$topo" alg-forward
+    if [[ -z $NAT_DAEMON_ERR ]] && ! lab_start_server vsftpd 2>/dev/null; then
+        result FAIL "nat/$topo/alg-forward/vsftpd/start" "server did not start"
+    elif ! lab_nat_long_up; then
+        result FAIL "nat/$topo/alg-forward/long-address" "lab_nat_long_up failed"
+    else
+        nat_case alg-forward "$topo" vsftpd curl PORT control-growing nat_control_cell growing
+        nat_case alg-forward "$topo" vsftpd curl PORT control-shrinking nat_control_cell shrinking
+        lab_nat_long_down
+    fi
+    lab_stop_server
+    [[ -z $NAT_DAEMON_ERR ]] && daemon_stop_check "nat/$topo/alg-forward/daemon-stop"
+    lab_fw_flush
+}
+
 # nat_ruleset VARIANT: what every cell relies on is in place.
 nat_ruleset() {
     local variant=$1 table=ftpalg liberal fwd op raw=
@@ -1191,6 +1398,15 @@ nat_ruleset() {
         raw=$(LAB_CMD_TIMEOUT=5 lab_gw iptables -t raw -S FTPALG_INSIDE | grep -c -- "! -i $LAB_NAT_OUTSIDE_IF .*NFQUEUE")
         DETAIL="$DETAIL; raw PREROUTING queue rules for ! -i $LAB_NAT_OUTSIDE_IF: $raw"
         [[ $raw -eq 2 ]] || return 1
+    fi
+    if [[ $variant == alg-forward ]]; then
+        local q qn qi maps
+        raw=$(LAB_CMD_TIMEOUT=5 lab_gw iptables -t raw -S PREROUTING | grep -c FTPALG_INSIDE)
+        q=$(LAB_CMD_TIMEOUT=5 lab_gw iptables -S FTPALG_QUEUE | grep NFQUEUE)
+        qn=$(grep -c . <<<"$q") qi=$(grep -c -- ' -i ' <<<"$q")
+        maps=$(grep -cE 'map dnat4 |chain nat_prerouting ' <<<"$(LAB_CMD_TIMEOUT=5 lab_gw nft list table inet ftpalg)")
+        DETAIL="$DETAIL; the control: raw PREROUTING jumps to FTPALG_INSIDE: $raw, FORWARD queue rules: $qn ($qi by interface), dnat4 map and nat_prerouting: $maps of 2"
+        [[ $raw -eq 0 && $qn -eq 2 && $qi -eq 0 && $maps -eq 2 ]] || return 1
     fi
     [[ $liberal == 0 && $fwd == *"ct state invalid drop"* && -n $op ]]
 }
@@ -1232,20 +1448,22 @@ nat_server_cases() {
     nat_case "$variant" "$topo" vsftpd curl "$big" "download-${GT_NAT_BIG_MB}M" nat_big "$variant" down "$big"
     nat_case "$variant" "$topo" vsftpd curl "$big" "upload-${GT_NAT_BIG_MB}M" nat_big "$variant" up "$big"
     [[ $topo == T2 ]] && nat_case "$variant" "$topo" vsftpd probe PORT split-PORT nat_split "$variant"
+    [[ $topo == T2 ]] && nat_shrink_cases "$variant"
     return 0
 }
 
 nat_daemon_start() {
-    local topo=$1 flags
+    local topo=$1 variant=${2:-alg} flags
     read -ra flags <<<"$NAT_ALG_FLAGS"
     if lab_alg_start "${flags[@]}" 2>"$WORK/alg-start.err"; then return 0; fi
     NAT_DAEMON_ERR="ftp-alg run $NAT_ALG_FLAGS did not start ($(lab_alg_log | grep -av '^\s*$' | head -n 2 | tr '\n' ' ' | cut -c1-160))"
-    result FAIL "nat/$topo/alg/daemon-start" "$NAT_DAEMON_ERR"
+    result FAIL "nat/$topo/$variant/daemon-start" "$NAT_DAEMON_ERR"
     return 1
 }
 
 nat_variant() {
     local variant=$1 topo=$2 server
+    [[ $variant == alg-forward ]] && { nat_control "$topo"; return; }
     NAT_DAEMON_ERR=
     lab_fw_load "$variant-nat" || { result FAIL "nat/$topo/$variant/firewall" "lab_fw_load $variant-nat failed"; return; }
     run_case "nat/$topo/$variant/ruleset" nat_ruleset "$variant"
@@ -1391,7 +1609,7 @@ write_docs_nat() {
         for server in "${SERVERS[@]}"; do
             for key in $(nat_rows "$topo" "$server"); do
                 IFS=: read -r client mode what <<<"$key"
-                printf '| %s | %s | %s | %s | %s |' "$topo" "$server" "$client" "$mode" "${what//-/ }"
+                printf '| %s | %s | %s | %s | %s |' "$topo" "$server" "$client" "$mode" "$(nat_what_label "$what")"
                 for v in kernel alg; do printf ' %s |' "${NAT_CELL["$topo $v $server $client $mode $what"]:-not run}"; done
                 echo
             done
@@ -1403,12 +1621,35 @@ write_docs_nat() {
     echo "drops a segment that holds only the start of a PORT line (\"partial matching\") and does not read a"
     echo "line that starts inside a segment, so the first segment is dropped at every retransmission and the"
     echo "session stalls (the case's line below shows the segments on both of the gateway's links)."
+    echo "³ A rewrite that shrinks the stream: the client also has $LAB_NAT_LONG_V4 on a second inside prefix and binds"
+    echo "to it (curl \`--interface\`, lftp \`net:socket-bind-ipv4\`), so \`PORT ${LAB_NAT_LONG_V4//./,},…\` becomes"
+    echo "\`PORT ${LAB_NAT_PUBLIC_V4//./,},…\`, 3 bytes shorter, and every later byte of the client's stream moves backwards."
+    echo "Both links are captured for the two downloads (each PORT line names $LAB_NAT_LONG_V4 inside and comes out"
+    echo "shorter outside); conntrack shows the control connection masqueraded to $LAB_NAT_PUBLIC_V4 by the operator's"
+    echo "\`oifname OUTSIDE masquerade\` and the data connections DNATed back; no packet was invalid, neither in forward"
+    echo "nor addressed to the gateway."
     echo
     for v in kernel alg; do
         sums=${NAT_INVALID[$v]:-}
         [[ -n $sums ]] && echo "Packets that reached \`ct state invalid drop\` over all $v NAT cases: ${sums% *} (conntrack's own invalid counter: +${sums#* })."
     done
     echo
+    if ((${#NAT_CTRL_ROWS[@]})); then
+        echo "### Control: the inside queued after conntrack"
+        echo
+        echo "What docs/decisions.md (D23) rejects, measured: \`lab_fw_load alg-forward-nat\` is the alg NAT ruleset with the"
+        echo "inside's control packets queued in FORWARD like the outside's (the raw \`PREROUTING\` queue removed), so"
+        echo "conntrack tracks the client's segments before ftp-alg rewrites them; the same daemon. T2, vsftpd, curl PORT,"
+        echo "two downloads on one control connection (\`-m 5\`), both links captured. A case is ok when what happened is"
+        echo "what it predicted. Invalid packets are counted by conntrack (\`conntrack -S\`) and by \`lab_watch\`'s forward,"
+        echo "input and output chains: a reply that conntrack finds invalid is not de-masqueraded, so it is addressed to the"
+        echo "gateway itself, which answers it with a RST (itself invalid: a RST cannot open a connection)."
+        echo
+        echo "| rewrite | client | prediction | observed | case |"
+        echo "| --- | --- | --- | --- | --- |"
+        printf '%s\n' "${NAT_CTRL_ROWS[@]}"
+        echo
+    fi
 }
 
 # nat_rows TOPO SERVER: the docs rows of one server, "client:mode:what".
@@ -1420,8 +1661,18 @@ nat_rows() {
     [[ $2 == vsftpd ]] || return 0
     [[ $1 == T1 ]] && big=PASV
     echo "curl:$big:download-${GT_NAT_BIG_MB}M" "curl:$big:upload-${GT_NAT_BIG_MB}M"
-    [[ $1 == T2 ]] && echo "probe:PORT:split-PORT"
+    [[ $1 == T2 ]] && echo "probe:PORT:split-PORT" "curl:PORT:shrink-two-downloads" "lftp:PORT:shrink-two-downloads" \
+        "curl:PORT:shrink-download-${GT_NAT_BIG_MB}M"
     return 0
+}
+
+# nat_what_label WHAT: the docs' transfer column ("two downloads", "download
+# 32M", "two downloads, shrinking ³").
+nat_what_label() {
+    case "$1" in
+    shrink-*) echo "${1#shrink-}, shrinking ³" | sed -e 's/-/ /g' ;;
+    *) echo "${1//-/ }" ;;
+    esac
 }
 
 MATRIX_ROWS=()

@@ -603,6 +603,11 @@ LAB_FW_VARIANT=
 #              operator's NAT table (nf_nat_ftp rewrites) and lab_watch
 #   alg-nat    the alg ruleset's NAT form (--nat --outside the NAT lab's
 #              outside interface), with the operator's NAT table and lab_watch
+#   alg-forward-nat  a control, NOT a deployment: alg-nat with the inside's
+#              control packets queued in FORWARD like the outside's (after
+#              conntrack), the placement docs/decisions.md D23 rejects: the
+#              raw PREROUTING jump to FTPALG_INSIDE is removed and FTPALG_QUEUE
+#              queues port 21 from every interface
 # The generated script/ruleset is kept in $LAB_STATE_DIR/fw-VARIANT.
 lab_fw_load() {
     local variant=${1:-} file gen=() load=()
@@ -611,11 +616,11 @@ lab_fw_load() {
     alg-ipset) gen=(rules --backend ipset --queue "$LAB_ALG_QUEUE") load=(sh) ;;
     kernel) gen=(rules --backend kernel) load=(nft -f) ;;
     kernel-nat) gen=(rules --backend kernel) load=(nft -f) ;;
-    alg-nat)
+    alg-nat | alg-forward-nat)
         gen=(rules --backend nft --queue-via iptables --queue "$LAB_ALG_QUEUE" --nat --outside "$LAB_NAT_OUTSIDE_IF")
         load=(sh)
         ;;
-    *) lab_log "unknown firewall variant '$variant' (alg|alg-ipset|kernel|drop|kernel-nat|alg-nat)"; return 1 ;;
+    *) lab_log "unknown firewall variant '$variant' (alg|alg-ipset|kernel|drop|kernel-nat|alg-nat|alg-forward-nat)"; return 1 ;;
     esac
     if [[ $variant == *-nat && -z $LAB_NAT_TOPO ]]; then
         lab_log "firewall $variant: the NAT lab is not up (lab_nat_up T1|T2)"
@@ -630,6 +635,7 @@ lab_fw_load() {
         lab_log "'$FTPALG_BIN ${gen[*]}' failed"
         return 1
     }
+    if [[ $variant == alg-forward-nat ]]; then _lab_forward_queue >>"$file" || return 1; fi
     LAB_CMD_TIMEOUT=$LAB_STEP_TIMEOUT lab_gw "${load[@]}" "$file" || {
         lab_log "loading the $variant ruleset ($file) into $LAB_NS_GW failed"
         return 1
@@ -637,6 +643,28 @@ lab_fw_load() {
     if [[ $variant == *-nat ]]; then _lab_nat_fw_extras || return 1; fi
     LAB_FW_VARIANT=$variant
     lab_log "firewall: $variant"
+}
+
+# The control of D23, appended to the generated NAT script (so the file
+# that was loaded says it): the inside's control packets are queued in
+# FORWARD too, after conntrack; the rest of the ruleset (sets, maps,
+# nat_prerouting, the filter) stays as generated.
+_lab_forward_queue() {
+    cat <<EOF
+
+# --- tests/lab/lab.sh, firewall alg-forward-nat: a CONTROL, not a deployment.
+# The placement docs/decisions.md (D23) rejects: control packets from the inside
+# are queued in FORWARD like those from the outside, after conntrack has tracked
+# them unrewritten.
+for ipt in iptables ip6tables; do
+	"\$ipt" -w -t raw -D PREROUTING -j FTPALG_INSIDE
+	"\$ipt" -w -t raw -F FTPALG_INSIDE
+	"\$ipt" -w -t raw -X FTPALG_INSIDE
+	"\$ipt" -w -F FTPALG_QUEUE
+	"\$ipt" -w -A FTPALG_QUEUE -p tcp --dport $LAB_FTP_PORT -j NFQUEUE --queue-num $LAB_ALG_QUEUE --queue-bypass
+	"\$ipt" -w -A FTPALG_QUEUE -p tcp --sport $LAB_FTP_PORT -j NFQUEUE --queue-num $LAB_ALG_QUEUE --queue-bypass
+done
+EOF
 }
 
 # lab_fw_flush: the gateway goes back to a plain router.  `nft flush
@@ -787,7 +815,13 @@ lab_alg_stop() {
 #       oifname OUTSIDE masquerade (the server's active-mode connections)
 #   T2  oifname OUTSIDE masquerade
 # beside inet lab_watch, whose forward chain (priority filter - 20, before the
-# ruleset's `ct state invalid drop`) counts the invalid packets it will drop.
+# ruleset's `ct state invalid drop`) counts the invalid packets it will drop,
+# and whose input and output chains count the invalid packets addressed to
+# and sent by the gateway itself: a reply to a masqueraded connection that
+# conntrack finds invalid is not de-masqueraded, so it is delivered to the
+# gateway's own stack, not forwarded, and the gateway answers it (a TCP
+# segment for no socket of its own) with a RST, itself invalid to conntrack
+# (a RST cannot open a connection).
 # Neither server is told the public address (no pasv_address or
 # MasqueradeAddress): what a 227 names has to be rewritten at the gateway.
 #
@@ -796,13 +830,25 @@ lab_alg_stop() {
 #                      gateway; sets the LAB_NAT_* variables below
 #   lab_nat_down       back to lab_up's addressing
 #   lab_nat_operator   print the operator's NAT table for the current topology
-#   lab_nat_counters   "fwd_invalid=N ct_invalid=N ct_drop=N ct_insert_failed=N"
+#   lab_nat_counters   "fwd_invalid=N ct_invalid=N ct_drop=N ct_insert_failed=N
+#                      in_invalid=N out_invalid=N"
 #   lab_make_big NAME MB   a deterministic MB-megabyte file in pub/
+#   lab_nat_long_up    T2: a second prefix on the inside link, 198.51.100.0/24
+#                      (unused in T2): the gateway 198.51.100.1, the client
+#                      also 198.51.100.222, which a PORT line spells longer than
+#                      the public address ("198,51,100,222" -> "203,0,113,1": a
+#                      rewrite that shrinks the stream by 3 bytes); the server
+#                      gets an unreachable route for it.  The client's default
+#                      source stays 192.0.2.2: bind to LAB_NAT_LONG_V4 to use it
+#   lab_nat_long_down  remove it again
 LAB_NAT_PUBLIC_V4=203.0.113.1   # the gateway's public address, on the outside link
 LAB_NAT_PEER_V4=203.0.113.2     # the outside peer (T1 client, T2 server)
 LAB_NAT_GW_INSIDE_V4=192.0.2.1
 LAB_NAT_PRIVATE_V4=192.0.2.2    # the inside host (T1 server, T2 client)
 LAB_NAT_PRIVATE_NET=192.0.2.0/24
+LAB_NAT_LONG_V4=198.51.100.222  # lab_nat_long_up: the client's second, longer private address
+LAB_NAT_LONG_GW_V4=198.51.100.1
+LAB_NAT_LONG_NET=198.51.100.0/24
 # Set by lab_nat_up: the topology, the gateway's outside and inside
 # interfaces, the client's and the server's own addresses, and the address
 # the client dials (T1 the public address, T2 the server).
@@ -842,6 +888,7 @@ lab_nat_up() {
     local priv=$LAB_NAT_PRIVATE_V4 ns
     [[ $topo == T1 || $topo == T2 ]] || { lab_log "lab_nat_up T1|T2"; return 1; }
     _lab_ns_exists "$LAB_NS_GW" || { lab_log "lab is not up"; return 1; }
+    lab_nat_long_down
     LAB_NAT_TOPO=
     if [[ $topo == T1 ]]; then
         _lab_v4_links "$peer" "$pub" "$gwin" "$priv" "" "" &&
@@ -877,6 +924,7 @@ _lab_nat_gateway_reset() {
 lab_nat_down() {
     local ns
     _lab_ns_exists "$LAB_NS_GW" || return 0
+    lab_nat_long_down
     _lab_v4_links "$LAB_CLI_V4" "$LAB_GW_CLI_V4" "$LAB_GW_SRV_V4" "$LAB_SRV_V4" "$LAB_GW_OTH_V4" "$LAB_OTH_V4" &&
         _lab_v4_default "$LAB_NS_CLI" "$LAB_GW_CLI_V4" &&
         _lab_v4_default "$LAB_NS_SRV" "$LAB_GW_SRV_V4" &&
@@ -919,6 +967,16 @@ _lab_nat_fw_extras() {
         echo "		type filter hook forward priority filter - 20; policy accept;"
         echo "		ct state invalid counter"
         echo "	}"
+        echo "	# Invalid packets to the gateway itself (e.g. a reply that was not de-masqueraded)"
+        echo "	# and from it (e.g. its RST answering one)."
+        echo "	chain input {"
+        echo "		type filter hook input priority filter - 20; policy accept;"
+        echo "		ct state invalid counter"
+        echo "	}"
+        echo "	chain output {"
+        echo "		type filter hook output priority filter - 20; policy accept;"
+        echo "		ct state invalid counter"
+        echo "	}"
         echo "}"
     } >"$file" || return 1
     LAB_CMD_TIMEOUT=$LAB_STEP_TIMEOUT lab_gw nft -f "$file" || {
@@ -928,13 +986,36 @@ _lab_nat_fw_extras() {
 }
 
 lab_nat_counters() {
-    local fwd ct
+    local fwd ct in out
     fwd=$(LAB_CMD_TIMEOUT=5 lab_gw nft list chain inet lab_watch forward 2>/dev/null |
+        awk '/ct state invalid counter/ { for (i = 1; i < NF; i++) if ($i == "packets") print $(i + 1) }')
+    in=$(LAB_CMD_TIMEOUT=5 lab_gw nft list chain inet lab_watch input 2>/dev/null |
+        awk '/ct state invalid counter/ { for (i = 1; i < NF; i++) if ($i == "packets") print $(i + 1) }')
+    out=$(LAB_CMD_TIMEOUT=5 lab_gw nft list chain inet lab_watch output 2>/dev/null |
         awk '/ct state invalid counter/ { for (i = 1; i < NF; i++) if ($i == "packets") print $(i + 1) }')
     ct=$(LAB_CMD_TIMEOUT=5 lab_gw conntrack -S 2>/dev/null | awk '
         { for (i = 1; i <= NF; i++) { split($i, kv, "="); sum[kv[1]] += kv[2] } }
         END { printf "ct_invalid=%d ct_drop=%d ct_insert_failed=%d", sum["invalid"], sum["drop"], sum["insert_failed"] }')
-    echo "fwd_invalid=${fwd:-?} $ct"
+    echo "fwd_invalid=${fwd:-?} $ct in_invalid=${in:-?} out_invalid=${out:-?}"
+}
+
+lab_nat_long_up() {
+    [[ $LAB_NAT_TOPO == T2 ]] || { lab_log "lab_nat_long_up: T2 only (the NAT lab is '${LAB_NAT_TOPO:-down}')"; return 1; }
+    lab_nat_long_down
+    _lab_t "$LAB_STEP_TIMEOUT" ip -n "$LAB_NS_GW" addr add "$LAB_NAT_LONG_GW_V4/24" dev "$LAB_NAT_INSIDE_IF" &&
+        _lab_t "$LAB_STEP_TIMEOUT" ip -n "$LAB_NS_CLI" addr add "$LAB_NAT_LONG_V4/24" dev "$LAB_CLI_IF" &&
+        _lab_t "$LAB_STEP_TIMEOUT" ip -n "$LAB_NS_SRV" route replace unreachable "$LAB_NAT_LONG_NET" || return 1
+    _lab_wait_for 10 lab_cli ping -c1 -W1 -n -I "$LAB_NAT_LONG_V4" "$LAB_NAT_LONG_GW_V4" ||
+        { lab_log "lab_nat_long_up: $LAB_NAT_LONG_V4 does not reach $LAB_NAT_LONG_GW_V4"; return 1; }
+}
+
+lab_nat_long_down() {
+    _lab_ns_exists "$LAB_NS_GW" || return 0
+    ip -n "$LAB_NS_GW" addr del "$LAB_NAT_LONG_GW_V4/24" dev "$LAB_GW_IF_CLI" 2>/dev/null
+    ip -n "$LAB_NS_GW" addr del "$LAB_NAT_LONG_GW_V4/24" dev "$LAB_GW_IF_SRV" 2>/dev/null
+    ip -n "$LAB_NS_CLI" addr del "$LAB_NAT_LONG_V4/24" dev "$LAB_CLI_IF" 2>/dev/null
+    ip -n "$LAB_NS_SRV" route del unreachable "$LAB_NAT_LONG_NET" 2>/dev/null
+    return 0
 }
 
 lab_make_big() {
