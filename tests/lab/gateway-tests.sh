@@ -1090,7 +1090,7 @@ nat_cell() {
     DETAIL="sha256 ${got1:0:8}/${got2:0:8}, sent '${cmds:-nothing}', logins $logins"
     [[ -n $addrs ]] && DETAIL="$DETAIL, 227 named $addrs"
     DETAIL="$DETAIL, invalid: forward +${inv% *} conntrack +${inv#* }"
-    if [[ $rc -ne 0 || $got1 != "$(want_sha file200k.bin)" || $got2 != "$(want_sha file20k.bin)" ]]; then
+    if [[ $inv != "0 0" || $rc -ne 0 || $got1 != "$(want_sha file200k.bin)" || $got2 != "$(want_sha file20k.bin)" ]]; then
         DETAIL="client rc=$rc, $DETAIL; trace $(tail -n 2 "$trace" | tr '\n' ' ' | cut -c1-160)"
         return 1
     fi
@@ -1133,7 +1133,7 @@ nat_big() {
     rm -f "$file"
     DETAIL="$GT_NAT_BIG_MB MiB $( [[ $dir == down ]] && echo down || echo up) in $secs s, sent $(trace_cmds curl "$WORK/nat-big.trace" | tr '\n' ' ')"
     DETAIL="${DETAIL% }, sha256 ${got:0:12} (want ${NAT_BIG_SHA:0:12}), invalid: forward +${inv% *} conntrack +${inv#* }"
-    [[ $rc -eq 0 && $got == "$NAT_BIG_SHA" && ${inv% *} -eq 0 ]]
+    [[ $rc -eq 0 && $got == "$NAT_BIG_SHA" && $inv == "0 0" ]]
 }
 
 # The captures of the split-PORT case: the gateway's inside and outside links.
@@ -1191,7 +1191,7 @@ nat_split() {
     inv=$NAT_INV
     sent=$(nat_port_segments "$LAB_NAT_INSIDE_IF") got=$(nat_port_segments "$LAB_NAT_OUTSIDE_IF")
     DETAIL="${r:0:120}; the client's PORT segments: ${sent:-none}; on the server's side: ${got:-none}; invalid: forward +${inv% *} conntrack +${inv#* }"
-    if [[ $r == "ok 20480 $(want_sha file20k.bin) "* && ${inv% *} -eq 0 ]]; then return 0; fi
+    if [[ $r == "ok 20480 $(want_sha file20k.bin) "* && $inv == "0 0" ]]; then return 0; fi
     if [[ $variant == kernel ]]; then
         DETAIL="the kernel helper cannot: $DETAIL"
         return 2
