@@ -15,6 +15,8 @@ pub mod delta;
 pub mod table;
 
 use std::fmt;
+use std::hash::Hash;
+use std::hash::Hasher;
 use std::net::IpAddr;
 use std::num::NonZeroU16;
 
@@ -28,8 +30,8 @@ use crate::time::Duration;
 use crate::time::Instant;
 
 /// What a data connection's first packet must match: TCP from `src` (any source port) to
-/// `dst`:`dport`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// `dst`:`dport`. Hashed as one write of its packed bytes (see `FlowKey`'s `Hash`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct DataKey {
     /// The peer that will connect: the server in active mode, the client in passive mode.
     pub src: IpAddr,
@@ -119,6 +121,16 @@ impl Revocation {
             Self::Superseded => "superseded",
             Self::TransferDone => "transfer-done",
         }
+    }
+}
+
+impl Hash for DataKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let mut packed = [0u8; 36];
+        packed[0] = crate::flow::pack_ip(&self.src, &mut packed[2..18]);
+        packed[1] = crate::flow::pack_ip(&self.dst, &mut packed[18..34]);
+        packed[34..].copy_from_slice(&self.dport.get().to_be_bytes());
+        state.write(&packed);
     }
 }
 
