@@ -17,8 +17,12 @@
 //!   moves later is re-queued when its old entry surfaces), and the heap's top is kept exact
 //!   after every change, so [`FlowTable::next_deadline`] never lies.
 //!
-//! The index is std's `HashMap`, whose random SipHash keys resist collision flooding.
+//! The index is std's `HashMap`, whose random SipHash keys resist collision flooding. A
+//! one-entry cache of the last slot found saves the repeated lookups of one packet (the engine
+//! looks its flow up three or four times); it is checked against the slot's own key, so it
+//! never needs invalidating.
 
+use std::cell::Cell;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::collections::HashMap;
@@ -69,6 +73,8 @@ pub struct PrefixFull;
 #[derive(Debug)]
 pub struct FlowTable<T> {
     index: HashMap<FlowKey, u32>,
+    /// The slot of the last key found (a hint: valid only if that slot holds that key).
+    last: Cell<u32>,
     slots: Vec<Slot<T>>,
     free: Vec<u32>,
     tiers: [List; 3],
@@ -120,6 +126,7 @@ impl<T> FlowTable<T> {
     pub fn new(limits: Limits) -> Self {
         Self {
             index: HashMap::new(),
+            last: Cell::new(NIL),
             slots: Vec::new(),
             free: Vec::new(),
             tiers: [List::EMPTY; 3],
@@ -166,13 +173,13 @@ impl<T> FlowTable<T> {
 
     /// The flow under `key`.
     pub fn get_mut(&mut self, key: &FlowKey) -> Option<&mut T> {
-        let index = *self.index.get(key)?;
+        let index = self.find(key)?;
         self.slots[index as usize].value.as_mut()
     }
 
     /// The flow under `key`.
     pub fn get(&self, key: &FlowKey) -> Option<&T> {
-        let index = *self.index.get(key)?;
+        let index = self.find(key)?;
         self.slots[index as usize].value.as_ref()
     }
 
@@ -186,7 +193,7 @@ impl<T> FlowTable<T> {
         tier: Tier,
         deadline: Instant,
     ) -> Option<(FlowKey, T, Displaced)> {
-        let &index = self.index.get(key)?;
+        let index = self.find(key)?;
         let (old_tier, source) = {
             let slot = &self.slots[index as usize];
             (slot.tier, slot.source)
@@ -214,7 +221,7 @@ impl<T> FlowTable<T> {
 
     /// Remove the flow under `key`.
     pub fn remove(&mut self, key: &FlowKey) -> Option<T> {
-        let index = *self.index.get(key)?;
+        let index = self.find(key)?;
         let value = self.release(index);
         self.settle();
         value
@@ -303,6 +310,19 @@ impl<T> FlowTable<T> {
             .find(|tier| self.tiers[*tier as usize].len > 0)?;
         let head = self.tiers[tier as usize].head;
         self.take(head, Displaced::Evicted(tier))
+    }
+
+    /// The slot holding `key`: the cached one if it still holds it, else from the index.
+    fn find(&self, key: &FlowKey) -> Option<u32> {
+        let last = self.last.get();
+        if let Some(slot) = self.slots.get(last as usize) {
+            if slot.value.is_some() && slot.key == *key {
+                return Some(last);
+            }
+        }
+        let index = *self.index.get(key)?;
+        self.last.set(index);
+        Some(index)
     }
 
     fn take(&mut self, index: u32, why: Displaced) -> Option<(FlowKey, T, Displaced)> {
