@@ -10,14 +10,14 @@ use serde_json::json;
 
 use crate::action::Action;
 use crate::action::Note;
-use crate::expect::DataKey;
 use crate::expect::Expectation;
-use crate::flow::Control;
 use crate::flow::Direction;
 use crate::oracle::Denial;
 use crate::oracle::Unused;
 use crate::stats::Stats;
 use crate::time::Instant;
+
+mod jsonl;
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +92,8 @@ pub struct Reporter<W: Write> {
     out: W,
     format: Format,
     file: String,
+    /// The JSON line being written (reused: no allocation per record).
+    line: Vec<u8>,
 }
 
 impl<W: Write> Reporter<W> {
@@ -101,6 +103,7 @@ impl<W: Write> Reporter<W> {
             out,
             format,
             file: String::new(),
+            line: Vec::new(),
         }
     }
 
@@ -121,13 +124,13 @@ impl<W: Write> Reporter<W> {
                 writeln!(self.out, "{line}")
             }
             Format::Json => {
-                let mut value = json(record);
-                if let (Some(object), false) =
-                    (value.as_object_mut(), matches!(record, Record::Summary(_)))
-                {
-                    object.insert("file".into(), Value::String(self.file.clone()));
+                if let Record::Summary(summary) = record {
+                    return writeln!(self.out, "{}", json_summary(summary));
                 }
-                writeln!(self.out, "{value}")
+                self.line.clear();
+                jsonl::write(&mut self.line, record, &self.file);
+                self.line.push(b'\n');
+                self.out.write_all(&self.line)
             }
         }
     }
@@ -136,77 +139,6 @@ impl<W: Write> Reporter<W> {
     pub fn finish(mut self) -> io::Result<W> {
         self.out.flush()?;
         Ok(self.out)
-    }
-}
-
-fn json(record: &Record<'_>) -> Value {
-    match record {
-        Record::Action(action) => json_action(action),
-        Record::Admit {
-            time,
-            src,
-            dst,
-            expectation,
-        } => json!({
-            "type": "admit", "time": secs(*time), "conn": conn(*src, *dst),
-            "control": control(&expectation.control), "trigger": expectation.trigger.as_str(),
-            "data": data(&expectation.key),
-        }),
-        Record::Deny {
-            time,
-            src,
-            dst,
-            denial,
-        } => json!({
-            "type": "deny", "time": secs(*time), "conn": conn(*src, *dst), "reason": denial.as_str(),
-        }),
-        Record::Unused(unused) => json!({
-            "type": "unused", "time": secs(unused.time), "control": control(&unused.expectation.control),
-            "trigger": unused.expectation.trigger.as_str(), "mode": unused.expectation.mode.as_str(),
-            "data": data(&unused.expectation.key),
-        }),
-        Record::Error { message } => json!({ "type": "error", "message": message }),
-        Record::Summary(summary) => json_summary(summary),
-    }
-}
-
-fn json_action(action: &Action) -> Value {
-    match action {
-        Action::Install(e) => json!({
-            "type": "expect", "time": secs(e.created), "control": control(&e.control),
-            "trigger": e.trigger.as_str(), "mode": e.mode.as_str(), "data": data(&e.key),
-            "lifetime": e.lifetime.as_secs_f64(),
-        }),
-        Action::Refuse(r) => json!({
-            "type": "refuse", "time": secs(r.time), "control": control(&r.control),
-            "trigger": r.trigger.as_str(), "reason": r.reason.as_str(),
-            "detail": r.reason.to_string(), "endpoint": r.endpoint.map(|e| e.to_string()),
-        }),
-        Action::Release(r) => json!({
-            "type": "release", "held": r.id.0, "rewritten": r.rewritten,
-        }),
-        Action::Remove(r) => json!({
-            "type": "revoke", "time": secs(r.time), "control": control(&r.expectation.control),
-            "trigger": r.expectation.trigger.as_str(), "data": data(&r.expectation.key),
-            "reason": r.reason.as_str(),
-        }),
-        Action::Note(Note::Conflict {
-            time,
-            control: c,
-            direction,
-        }) => json!({
-            "type": "conflict", "time": secs(*time), "control": control(c), "direction": direction_name(*direction),
-        }),
-        Action::Note(Note::Encrypted { time, control: c }) => json!({
-            "type": "tls", "time": secs(*time), "control": control(c),
-        }),
-        Action::Note(Note::Poisoned {
-            time,
-            control: c,
-            reason,
-        }) => json!({
-            "type": "poisoned", "time": secs(*time), "control": control(c), "reason": reason.as_str(),
-        }),
     }
 }
 
@@ -373,10 +305,6 @@ fn text_summary(s: &Summary) -> String {
     out
 }
 
-fn secs(time: Instant) -> Value {
-    serde_json::Number::from_f64(time.as_secs_f64()).map_or(Value::Null, Value::Number)
-}
-
 /// Wall-clock time of day (UTC) with microseconds, from seconds since the Unix epoch.
 fn clock(time: Instant) -> String {
     let micros = time.as_micros();
@@ -388,18 +316,6 @@ fn clock(time: Instant) -> String {
         day % 60,
         micros % 1_000_000
     )
-}
-
-fn control(c: &Control) -> Value {
-    json!({ "client": c.client.to_string(), "server": c.server.to_string() })
-}
-
-fn conn(src: SocketAddr, dst: SocketAddr) -> Value {
-    json!({ "src": src.to_string(), "dst": dst.to_string() })
-}
-
-fn data(key: &DataKey) -> Value {
-    json!({ "proto": "tcp", "src": key.src.to_string(), "dst": key.dst.to_string(), "dport": key.dport.get() })
 }
 
 fn direction_name(direction: Direction) -> &'static str {
@@ -419,6 +335,37 @@ mod tests {
             clock(Instant::from_micros(86_400_000_000 + 3_723_000_042)),
             "01:02:03.000042"
         );
+    }
+
+    /// Every line but the summary is written without `serde_json::Value`: it must be exactly
+    /// what `serde_json` writes for the same object (sorted keys, compact, its escaping and
+    /// float format). Parsing a line and writing it again gives that rendering.
+    #[test]
+    fn json_lines_are_what_serde_json_writes() {
+        let dir = std::env::temp_dir().join(format!("ftp-alg-jsonl-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut files = Vec::new();
+        for sample in crate::testkit::samples::all() {
+            let path = dir.join(sample.file_name());
+            std::fs::write(&path, sample.to_bytes()).unwrap();
+            files.push(path);
+        }
+        files.push(dir.join("missing \"quoted\".pcap"));
+        let mut out = Vec::new();
+        let config = crate::config::Config::default();
+        crate::io::replay::run(&files, &config, Format::Json, &mut out).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let mut types = std::collections::BTreeSet::new();
+        for line in String::from_utf8(out).unwrap().lines() {
+            let value: Value = serde_json::from_str(line).unwrap();
+            assert_eq!(value.to_string(), line);
+            types.insert(value["type"].as_str().unwrap().to_owned());
+        }
+        for seen in [
+            "admit", "deny", "error", "expect", "refuse", "revoke", "tls", "unused",
+        ] {
+            assert!(types.contains(seen), "no {seen} record in {types:?}");
+        }
     }
 
     #[test]
