@@ -7,7 +7,8 @@
 //! what the kernel must end up with), carrying that out in one backend call (one nf_tables transaction), and
 //! telling the engine which installs the kernel refused ([`Engine::handle_install_error`]):
 //! it withdraws them and queues their removal, which is carried out at once. The counters of
-//! what reached the kernel. Used by the daemon's worker for every packet and timer, and by the
+//! what reached the kernel, and how long the kernel took to acknowledge each change that
+//! installs ([`Latency`]). Used by the daemon's worker for every packet and timer, and by the
 //! root tests that compare the real sets with the engine.
 
 use crate::action::Action;
@@ -19,6 +20,7 @@ use crate::expect::delta::SetDelta;
 use crate::io::backend::Applied;
 use crate::io::backend::Backend;
 use crate::io::backend::Element;
+use crate::io::daemon::latency::Latency;
 use crate::io::daemon::logline;
 use crate::io::daemon::ratelimit::Allow;
 use crate::io::daemon::ratelimit::LogBudget;
@@ -32,6 +34,8 @@ pub struct Applier {
     delta: SetDelta,
     log_budget: LogBudget,
     counters: ApplyCounters,
+    /// Backend call to kernel ACK, for changes that install.
+    latency: Latency,
     /// Held datagrams the engine let go, in order, for the worker to release after the set
     /// changes are carried out.
     releases: Vec<Release>,
@@ -64,6 +68,7 @@ impl Applier {
             delta: SetDelta::default(),
             log_budget: LogBudget::new(now),
             counters: ApplyCounters::default(),
+            latency: Latency::new(),
             releases: Vec::new(),
         }
     }
@@ -106,6 +111,11 @@ impl Applier {
         &self.counters
     }
 
+    /// How long the kernel took to acknowledge the changes that installed pinholes.
+    pub fn latency(&self) -> &Latency {
+        &self.latency
+    }
+
     /// Carry out `self.delta`; returns the keys whose install failed.
     fn apply_delta(&mut self, backend: &mut dyn Backend, now: Instant) -> Vec<DataKey> {
         let removals: Vec<Element> = self
@@ -118,10 +128,16 @@ impl Applier {
             .installs()
             .map(|e| element(e.key, e.nat, e.expires().saturating_since(now)))
             .collect();
+        let started = (!installs.is_empty()).then(std::time::Instant::now);
         let Applied {
             install_error,
             remove_error,
         } = backend.apply(&removals, &installs);
+        if let Some(started) = started {
+            let micros = started.elapsed().as_micros();
+            self.latency
+                .record(u64::try_from(micros).unwrap_or(u64::MAX));
+        }
         self.counters.removed += count(removals.len());
         if let Some(error) = remove_error {
             self.counters.remove_errors += count(removals.len());

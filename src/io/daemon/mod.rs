@@ -14,6 +14,7 @@
 pub mod apply;
 #[doc(hidden)]
 pub mod fault;
+pub mod latency;
 pub mod logfile;
 pub mod source;
 pub mod state;

@@ -316,6 +316,9 @@ impl Worker {
         for (name, value) in self.applier.counters().fields() {
             line += &format!(" {name}={value}");
         }
+        for (name, value) in self.applier.latency().fields() {
+            line += &format!(" {name}={value}");
+        }
         for (name, value) in self.engine.stats().fields() {
             line += &format!(" engine.{name}={value}");
         }
