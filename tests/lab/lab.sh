@@ -489,6 +489,8 @@ lab_start_server() {
             -e "s|@PASV_MIN@|$LAB_PASV_MIN|g" -e "s|@PASV_MAX@|$LAB_PASV_MAX|g" \
             -e "s|@USER@|$LAB_FTP_USER|g" \
             "$LAB_DIR/conf/vsftpd.conf.in" >"$dir/vsftpd.conf" || return 1
+        # Extra lines (e.g. the benchmarks' max_clients=0), one per line.
+        [[ -z ${LAB_VSFTPD_EXTRA:-} ]] || printf '%s\n' "$LAB_VSFTPD_EXTRA" >>"$dir/vsftpd.conf"
         cmd=(/usr/sbin/vsftpd "$dir/vsftpd.conf")
         ;;
     proftpd)

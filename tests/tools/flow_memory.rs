@@ -1,6 +1,7 @@
 //! Measures what a tracked, idle, logged-in control connection costs in resident memory.
 //!
-//! `cargo run --release --example flow_memory -- [SESSIONS] [--capture FILE] [--snapshot]`
+//! `cargo run --release --example flow_memory -- [SESSIONS] [--capture FILE] [--snapshot]
+//! [--curve]`
 //!
 //! Builds SESSIONS (default 100,000) FTP sessions that log in and then go idle (handshake,
 //! `220`, `USER`, `331`, `PASS`, `230`, ACKs), feeds them to one engine whose table holds them
@@ -8,8 +9,10 @@
 //! number of sessions tracked. With `--capture FILE` the sessions are first written to a pcap
 //! file and read back from it (the measurement then covers exactly what `ftp-alg replay`
 //! would feed the engine). With `--snapshot` it also times writing the engine's state (what a
-//! stopping daemon writes) and reading it back, and reports its size. Numbers are in
-//! docs/policy.md and docs/deploy.md.
+//! stopping daemon writes) and reading it back, and reports its size. With `--curve` it also
+//! prints, after each tenth of the sessions, the cost per packet of that tenth and the
+//! resident set so far (`make bench`: no cliff as the table grows). Numbers are in
+//! docs/policy.md, docs/deploy.md and docs/benchmarks.md.
 
 use std::net::Ipv4Addr;
 use std::net::SocketAddr;
@@ -27,11 +30,13 @@ fn main() {
     let mut sessions: usize = 100_000;
     let mut capture: Option<std::path::PathBuf> = None;
     let mut snapshot = false;
+    let mut curve = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--capture" => capture = args.next().map(Into::into),
             "--snapshot" => snapshot = true,
+            "--curve" => curve = true,
             n => sessions = n.replace('_', "").parse().expect("SESSIONS is a number"),
         }
     }
@@ -44,10 +49,25 @@ fn main() {
     let start = std::time::Instant::now();
     match capture {
         None => {
+            let step = (sessions / 10).max(1);
+            let (mut packets, mut busy) = (0u64, std::time::Duration::ZERO);
             for i in 0..sessions {
-                for packet in session(i) {
+                let packets_of_session = session(i);
+                let started = std::time::Instant::now();
+                for packet in &packets_of_session {
                     let _ = engine.handle_packet(packet.time, &packet.bytes);
                     while engine.poll_action().is_some() {}
+                }
+                busy += started.elapsed();
+                packets += packets_of_session.len() as u64;
+                if curve && (i + 1) % step == 0 {
+                    println!(
+                        "curve tracked={} ns_per_packet={:.0} rss={}",
+                        engine.flow_count(),
+                        busy.as_nanos() as f64 / packets as f64,
+                        rss_bytes()
+                    );
+                    (packets, busy) = (0, std::time::Duration::ZERO);
                 }
             }
         }
