@@ -4,11 +4,13 @@
 #   make replay-demo  - the engine on built-in samples (replays the project's captures)
 #   make test         - install what is needed, build, lint, run every test, then the
 #                       gateway integration tests (root only; they skip themselves otherwise)
+#   make bench        - every benchmark against its baseline; writes docs/benchmarks.md
+#                       (replay, scale; the live gateway parts need root; ~10 minutes)
 SHELL := /bin/bash
 CARGO ?= cargo
 SAMPLES := $(sort $(wildcard pcaps/*.pcap pcaps/*.pcapng))
 
-.PHONY: all build release demo replay-demo gateway-tests test deps lint lint-core fmt check-fmt clippy unit samples lab-captures clean
+.PHONY: all build release bench bench-quick demo replay-demo gateway-tests test deps lint lint-core fmt check-fmt clippy unit samples lab-captures clean
 
 all: build
 
@@ -41,6 +43,7 @@ test: deps lint
 		| grep -E 'SKIPPED|captures matched|\(truth [0-9]+\)' || true
 	@echo "== memory per idle session (20,000 sessions; docs/policy.md has the 1,000,000 figure)"
 	$(CARGO) run -q --locked --release --example flow_memory -- 20000
+	@$(MAKE) --no-print-directory bench-quick
 	@$(MAKE) --no-print-directory gateway-tests
 	@echo "== all tests passed"
 
@@ -50,6 +53,18 @@ test: deps lint
 gateway-tests:
 	@if [ "$$(id -u)" -eq 0 ]; then $(CARGO) build --locked --release; fi
 	timeout --kill-after=30 900 bash tests/lab/gateway-tests.sh
+
+# The benchmarks (tests/lab/bench.sh): replay vs tcpdump's read floor and tshark, the flow
+# table's scale, and (root) the live gateway: ftp-alg vs the kernel helper vs an open gateway.
+bench:
+	$(CARGO) build --locked --release --bin ftp-alg --examples
+	timeout --kill-after=30 3600 bash tests/lab/bench.sh
+
+# Every benchmark at tiny sizes (a few seconds each), tables printed, nothing written: run by
+# `make test` so the harness cannot rot. No figure is checked.
+bench-quick:
+	$(CARGO) build --locked --release --bin ftp-alg --examples
+	BENCH_QUICK=1 timeout --kill-after=30 300 bash tests/lab/bench.sh
 
 deps:
 	./.ci/install-deps.sh

@@ -18,7 +18,8 @@
 //!
 //! It measures the time from sending each announcing command to reading its reply (the
 //! control path's round trip through the gateway, p50/p99 overall and per mode), sessions
-//! and transfers completed per second, failures of each kind, and bytes received. Output:
+//! and transfers completed per second, failures of each kind, bytes received, and the data
+//! rate while reading data connections (`data_mb_per_s`). Output:
 //! one line of `name=value` fields, or a JSON object with `--json`. Exit status 0 when every
 //! session and transfer succeeded, 1 when some failed (the counts say which), 2 for bad
 //! arguments. The first few errors go to stderr.
@@ -212,6 +213,8 @@ struct Totals {
     transfers_failed: u64,
     announce_failed: u64,
     bytes: u64,
+    /// Time spent reading data connections (from the first byte read to their end).
+    data_secs: f64,
     /// Announcement round trips in microseconds, per mode.
     latency: [Vec<u32>; 4],
     errors_shown: u64,
@@ -225,6 +228,7 @@ impl Totals {
         self.transfers_failed += other.transfers_failed;
         self.announce_failed += other.announce_failed;
         self.bytes += other.bytes;
+        self.data_secs += other.data_secs;
         for (mine, theirs) in self.latency.iter_mut().zip(other.latency) {
             mine.extend(theirs);
         }
@@ -262,6 +266,10 @@ impl Totals {
             (
                 "mb_per_s".into(),
                 format!("{:.1}", self.bytes as f64 / 1e6 / elapsed),
+            ),
+            (
+                "data_mb_per_s".into(),
+                format!("{:.1}", self.bytes as f64 / 1e6 / self.data_secs.max(1e-9)),
             ),
         ];
         for (mode, samples) in MODES.iter().zip(&self.latency) {
@@ -385,7 +393,9 @@ fn transfer(o: &Options, c: &mut Control, mode: Mode, totals: &mut Totals) -> Re
     if code != 150 && code != 125 {
         return Err(format!("RETR answered {code} {text}"));
     }
+    let reading = Instant::now();
     totals.bytes += read_all(data, o.timeout)?;
+    totals.data_secs += reading.elapsed().as_secs_f64();
     let (code, text) = c.reply()?;
     if code != 226 {
         return Err(format!("transfer ended with {code} {text}"));

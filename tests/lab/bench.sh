@@ -1,0 +1,342 @@
+#!/usr/bin/env bash
+# ftp-alg benchmarks: `make bench` (full, writes docs/benchmarks.md) and `make bench-quick`
+# (tiny sizes, a few seconds per part, prints the tables; run by `make test` so the harness
+# cannot rot). Every figure is measured side by side with its baseline in the same run and
+# reported as a ratio; nothing here asserts a time.
+#
+#   replay   gen_capture's capture: `ftp-alg replay --format json` vs the read floor
+#            (`tcpdump -r F -w /dev/null`) vs tshark extracting the same fields; RSS of each;
+#            replay RSS at two capture sizes. Checks admitted == transfers (the generator's).
+#   scale    flow_memory --curve: ns per packet and RSS as the flow table grows.
+#   live     (root) a namespace lab (LAB_PREFIX=ftpalg-bench) with vsftpd and ftp_load:
+#            control path (announce round trip p50/p99, sessions/s, transfers/s) through an
+#            open gateway, the kernel helper and ftp-alg; daemon CPU per packet vs the
+#            nfq_accept loop; pinhole latency (nft, ipset) and data SYNs that arrived before
+#            their element; a bulk transfer; 1 vs 2 queues.
+#
+# BENCH_PARTS="replay scale live" chooses parts; BENCH_QUICK=1 the tiny sizes; BENCH_OUT the
+# Markdown file (default docs/benchmarks.md in full mode, none in quick mode).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+REPO=$(pwd)
+QUICK=${BENCH_QUICK:-0}
+PARTS=${BENCH_PARTS:-replay scale live}
+if ((QUICK)); then OUT=${BENCH_OUT:-}; else OUT=${BENCH_OUT:-docs/benchmarks.md}; fi
+BIN=$REPO/target/release/ftp-alg
+EX=$REPO/target/release/examples
+WORK=$(mktemp -d /tmp/ftp-alg-bench.XXXXXX)
+REPORT=$WORK/report.md
+trap 'rm -rf "$WORK"' EXIT
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+# field NAME TEXT: the value of NAME=VALUE in TEXT.
+field() { tr ' ' '\n' <<<"$2" | sed -n "s/^$1=//p" | head -n1; }
+# ratio A B: A/B with 2 decimals ("n/a" if either is missing or B is 0).
+ratio() { awk -v a="${1:-}" -v b="${2:-}" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "n/a"; else printf "%.2f", a / b }'; }
+# median of the arguments.
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
+md() { printf '%s\n' "$*" >>"$REPORT"; }
+# timed CMD...: run, print "SECONDS MAXRSS_KB" (GNU time), output discarded.
+timed() { /usr/bin/time -f '%e %M' -o "$WORK/time" "$@" >/dev/null 2>"$WORK/stderr" || { log "failed: $*"; tail -3 "$WORK/stderr" >&2; }; tail -n1 "$WORK/time"; }
+
+for need in "$BIN" "$EX/gen_capture" "$EX/flow_memory" "$EX/ftp_load" "$EX/nfq_accept"; do
+    [[ -x $need ]] || { log "missing $need (cargo build --release --examples)"; exit 1; }
+done
+
+md "# Benchmarks"
+md ""
+md "Written by \`make bench\` (\`tests/lab/bench.sh\`) on $(date -u +%Y-%m-%d), $(nproc) CPUs, Linux $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg) at the start. Every figure has its baseline measured in the same run; ratios are what to compare across machines. The machine is shared (other builds and labs run beside it), so single figures are noisy: repeated ones are medians."
+md ""
+
+# ------------------------------------------------------------------ replay
+part_replay() {
+    local big small reps
+    if ((QUICK)); then big=300 small=75 reps=1; else big=14000 small=3500 reps=3; fi
+    log "replay: generating captures ($big and $small sessions)"
+    local gen_big gen_small
+    gen_big=$("$EX/gen_capture" --sessions "$big" --out "$WORK/big.pcap") || return 1
+    gen_small=$("$EX/gen_capture" --sessions "$small" --out "$WORK/small.pcap") || return 1
+    local packets transfers
+    packets=$(field packets "$gen_big") transfers=$(field transfers "$gen_big")
+    local admitted
+    admitted=$("$BIN" replay --format json "$WORK/big.pcap" | tail -n1 | sed -n 's/.*"admitted":\([0-9]*\).*/\1/p')
+    if [[ $admitted != "$transfers" ]]; then
+        log "replay: admitted $admitted data connections, the generator made $transfers"
+        md "**replay check failed: admitted $admitted of $transfers generated transfers**"
+        return 1
+    fi
+    local t_floor=() t_replay=() r_floor=() r_replay=() t_text=() i out
+    for ((i = 0; i < reps; i++)); do
+        out=$(timed tcpdump -r "$WORK/big.pcap" -w /dev/null); t_floor+=("${out% *}"); r_floor+=("${out#* }")
+        out=$(timed "$BIN" replay --format json "$WORK/big.pcap"); t_replay+=("${out% *}"); r_replay+=("${out#* }")
+        out=$(timed "$BIN" replay --format text "$WORK/big.pcap"); t_text+=("${out% *}")
+    done
+    local floor replay text rss_floor rss_replay rss_small tshark="" rss_tshark=""
+    floor=$(median "${t_floor[@]}") replay=$(median "${t_replay[@]}") text=$(median "${t_text[@]}")
+    rss_floor=$(median "${r_floor[@]}") rss_replay=$(median "${r_replay[@]}")
+    out=$(timed "$BIN" replay --format json "$WORK/small.pcap"); rss_small=${out#* }
+    if command -v tshark >/dev/null; then
+        out=$(timed tshark -n -r "$WORK/big.pcap" -Y 'ftp.request.command == "PORT" || ftp.request.command == "EPRT" || ftp.response.code == 227 || ftp.response.code == 229' \
+            -T fields -e frame.number -e ftp.request.command -e ftp.request.arg -e ftp.response.code -e ftp.response.arg)
+        tshark=${out% *} rss_tshark=${out#* }
+    fi
+    local mpps
+    mpps=$(awk -v p="$packets" -v t="$replay" 'BEGIN { printf "%.2f", t > 0 ? p / t / 1e6 : 0 }')
+    md "## Replay"
+    md ""
+    md "\`gen_capture --sessions $big\`: $packets packets, $(field bytes "$gen_big") bytes, $transfers transfers (PASV $(field pasv "$gen_big"), EPSV $(field epsv "$gen_big"), PORT $(field port "$gen_big"), EPRT $(field eprt "$gen_big")), $(field control_packets "$gen_big") control packets. Replay admitted all $admitted. Median of $reps."
+    md ""
+    md "| | time (s) | × the read floor | RSS (MB) |"
+    md "| --- | --- | --- | --- |"
+    md "| \`tcpdump -r big.pcap -w /dev/null\` (the floor) | $floor | 1.00 | $((rss_floor / 1024)) |"
+    md "| \`ftp-alg replay --format json\` | $replay | $(ratio "$replay" "$floor") | $((rss_replay / 1024)) |"
+    md "| \`ftp-alg replay --format text\` | $text | $(ratio "$text" "$floor") | |"
+    if [[ -n $tshark ]]; then
+        md "| tshark, the same PORT/EPRT/227/229 fields | $tshark | $(ratio "$tshark" "$floor") | $((rss_tshark / 1024)) |"
+    fi
+    md ""
+    md "Replay: $mpps M packets/s. RSS with $small sessions: $((rss_small / 1024)) MB; with $big: $((rss_replay / 1024)) MB (ratio $(ratio "$rss_replay" "$rss_small") for $((big / small))× the capture). Target: ≤ 2× the floor, RSS ≤ 16 MB and independent of the capture's size."
+    md ""
+}
+
+# ------------------------------------------------------------------- scale
+part_scale() {
+    local n
+    if ((QUICK)); then n=20000; else n=1000000; fi
+    log "scale: flow_memory $n --curve"
+    local out
+    out=$("$EX/flow_memory" "$n" --curve) || return 1
+    md "## Scale"
+    md ""
+    md "\`flow_memory $n --curve\`: idle logged-in sessions fed to one engine whose table holds them all; cost per packet of each tenth, and RSS."
+    md ""
+    md "| flows tracked | ns per packet | RSS (MB) |"
+    md "| --- | --- | --- |"
+    local first="" line
+    while read -r line; do
+        [[ $line == curve* ]] || continue
+        local ns
+        ns=$(field ns_per_packet "$line")
+        first=${first:-$ns}
+        md "| $(field tracked "$line") | $ns | $(($(field rss "$line") / 1048576)) |"
+    done <<<"$out"
+    local last
+    last=$(tail -n1 <<<"$out")
+    md ""
+    md "Bytes per flow: $(field bytes_per_flow "$last"); last tenth / first tenth cost per packet: $(ratio "$ns" "$first") (no cliff: near 1)."
+    md ""
+}
+
+# -------------------------------------------------------------------- live
+part_live() {
+    if [[ $(id -u) -ne 0 ]]; then
+        log "live: skipped (needs root: network namespaces, nftables)"
+        md "## Live gateway"; md ""; md "Skipped: not root."; md ""
+        return 0
+    fi
+    export LAB_PREFIX=${BENCH_LAB_PREFIX:-ftpalg-bench} LAB_PASV_MIN=40000 LAB_PASV_MAX=60000
+    export LAB_VSFTPD_EXTRA=$'max_clients=0\nmax_per_ip=0'
+    export FTPALG_BIN=$BIN LAB_ALG_RUST_LOG=${LAB_ALG_RUST_LOG:-info}
+    # shellcheck source=tests/lab/lab.sh
+    source "$REPO/tests/lab/lab.sh"
+    trap 'lab_alg_stop; lab_down; rm -rf "$WORK"' EXIT
+    lab_up && lab_start_server vsftpd || { log "live: the lab did not come up"; return 1; }
+    local s_lat s_thr c_thr xfers bulk_mb reps
+    if ((QUICK)); then s_lat=5 s_thr=8 c_thr=4 xfers=2 bulk_mb=4 reps=1; else s_lat=100 s_thr=240 c_thr=8 xfers=4 bulk_mb=256 reps=3; fi
+    local load="$EX/ftp_load --server $LAB_SRV_V4"
+    declare -gA LAT THR CPU
+    # Announce round trips, one session at a time (latency), then concurrent sessions with
+    # transfers in all four modes (throughput).
+    local fw
+    for fw in open kernel alg; do
+        fw_up "$fw" || return 1
+        LAT[$fw]=$(lab_cli $load --sessions "$s_lat" --concurrency 1 --transfers 8 --modes pasv,epsv,port,eprt --no-data)
+        THR[$fw]=$(lab_cli $load --sessions "$s_thr" --concurrency "$c_thr" --transfers "$xfers" --modes pasv,epsv,port,eprt)
+        if [[ $fw == alg ]]; then
+            local before
+            before=$(field packets "$(lab_alg_stats)")
+            CPU[alg]=$(cpu_of_daemon "$(lab_alg_pid)" \
+                lab_cli $load --sessions "$s_lat" --concurrency 1 --transfers 8 --modes pasv,epsv,port,eprt --no-data)
+            CPU[alg_packets]=$(($(field packets "$(lab_alg_stats)") - before))
+            STATS_NFT=$(lab_alg_stats)
+            EARLY=$(early_syns)
+        fi
+        fw_down
+    done
+    # The accept-all loop under the same load.
+    lab_fw_load alg || return 1
+    LAB_CMD_TIMEOUT=600 ip netns exec "$LAB_NS_GW" "$EX/nfq_accept" 0 >"$WORK/nfq.out" 2>&1 &
+    local nfq=$!
+    _lab_wait_for 5 grep -q ready "$WORK/nfq.out"
+    CPU[accept]=$(cpu_of_daemon "$nfq" \
+        lab_cli $load --sessions "$s_lat" --concurrency 1 --transfers 8 --modes pasv,epsv,port,eprt --no-data)
+    kill -TERM "$nfq"; wait "$nfq" 2>/dev/null
+    CPU[accept_packets]=$(field packets "$(grep packets= "$WORK/nfq.out")")
+    # ipset backend: pinhole latency.
+    lab_fw_load alg-ipset && lab_alg_start --backend ipset || return 1
+    lab_cli $load --sessions "$s_lat" --concurrency 1 --transfers 4 --modes pasv,port >/dev/null
+    STATS_IPSET=$(lab_alg_stats)
+    lab_alg_stop
+    # Two queues.
+    LAB_ALG_QUEUE=0-1 lab_fw_load alg && LAB_ALG_QUEUE=0-1 lab_alg_start || return 1
+    THR[alg2]=$(lab_cli $load --sessions "$s_thr" --concurrency "$c_thr" --transfers "$xfers" --modes pasv,epsv,port,eprt)
+    LAT[alg2]=$(lab_cli $load --sessions "$s_lat" --concurrency 1 --transfers 8 --modes pasv,epsv,port,eprt --no-data)
+    lab_alg_stop
+    # Bulk data: one large RETR, the modes alternated, median of reps.
+    dd if=/dev/zero of="$LAB_FTP_ROOT/pub/bulk.bin" bs=1M count="$bulk_mb" status=none
+    declare -gA BULK
+    local i mb=()
+    for fw in open kernel alg; do BULK[$fw]=""; done
+    for ((i = 0; i < reps; i++)); do
+        for fw in open kernel alg; do
+            fw_up "$fw" || return 1
+            BULK[$fw]+=" $(field data_mb_per_s "$(LAB_CMD_TIMEOUT=300 lab_cli $load --sessions 1 --concurrency 1 --transfers 1 --modes pasv --file /pub/bulk.bin --timeout-ms 60000)")"
+            fw_down
+        done
+    done
+    rm -f "$LAB_FTP_ROOT/pub/bulk.bin"
+    write_live "$bulk_mb" "$reps"
+}
+
+fw_up() {
+    case $1 in
+    open) lab_fw_flush ;;
+    kernel) lab_fw_load kernel ;;
+    alg) lab_fw_load alg && early_chain && lab_alg_start ;;
+    esac
+}
+fw_down() { lab_alg_stop; lab_fw_flush; }
+
+# A chain before the filter that counts data SYNs, and those whose element was not (yet) in
+# the set: the daemon's promise is that the second count stays 0.
+early_chain() {
+    lab_gw nft -f - <<'EOF'
+table inet ftpalg {
+    chain bench_early {
+        type filter hook forward priority filter - 20; policy accept;
+        ct state new tcp flags & (fin|syn|rst|ack) == syn tcp dport != 21 counter
+        ct state new tcp flags & (fin|syn|rst|ack) == syn tcp dport != 21 ip saddr . ip daddr . tcp dport != @expect4 counter
+    }
+}
+EOF
+}
+# "SYNS EARLY" from the chain's two counters.
+early_syns() {
+    lab_gw nft list chain inet ftpalg bench_early | sed -n 's/.*counter packets \([0-9]*\).*/\1/p' | tr '\n' ' '
+}
+
+# cpu_of_daemon PID CMD...: run CMD; print the CPU time (µs) PID's threads used meanwhile.
+cpu_of_daemon() {
+    local pid=$1; shift
+    local before after
+    before=$(cpu_ns "$pid")
+    "$@" >/dev/null
+    after=$(cpu_ns "$pid")
+    echo $(((after - before) / 1000))
+}
+cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { print s + 0 }'; }
+
+write_live() {
+    local bulk_mb=$1 reps=$2 fw
+    md "## Live gateway"
+    md ""
+    md "Lab \`$LAB_PREFIX\` (tests/lab/lab.sh): client → gateway → vsftpd (\`max_clients=0\`, passive ports $LAB_PASV_MIN-$LAB_PASV_MAX), IPv4. Load: \`ftp_load\` (tests/tools/ftp_load.rs). *open*: no firewall; *kernel*: \`ftp-alg rules --backend kernel\` (nf_conntrack_ftp); *ftp-alg*: \`rules --backend nft --queue-via iptables\` + \`run\` (log level info: one line per pinhole)."
+    md ""
+    md "### Control path"
+    md ""
+    md "Announce round trip (\`PASV\`→227, \`EPSV\`→229, \`PORT\`/\`EPRT\`→200) measured by the client, one session at a time (${s_lat:-} sessions × 8 announcements, no data)."
+    md ""
+    md "| gateway | p50 (µs) | p99 (µs) | p50 − kernel's | p99 − kernel's |"
+    md "| --- | --- | --- | --- | --- |"
+    local kp50 kp99
+    kp50=$(field announce_p50_us "${LAT[kernel]}") kp99=$(field announce_p99_us "${LAT[kernel]}")
+    for fw in open kernel alg alg2; do
+        local p50 p99 name=$fw
+        [[ $fw == alg ]] && name="ftp-alg"
+        [[ $fw == alg2 ]] && name="ftp-alg, 2 queues"
+        p50=$(field announce_p50_us "${LAT[$fw]}") p99=$(field announce_p99_us "${LAT[$fw]}")
+        md "| $name | $p50 | $p99 | $((p50 - kp50)) | $((p99 - kp99)) |"
+    done
+    md ""
+    md "Target: ftp-alg within +15 µs (p50) and +50 µs (p99) of the kernel helper."
+    md ""
+    md "### Sessions and transfers"
+    md ""
+    md "${s_thr:-} sessions, ${c_thr:-} at a time, ${xfers:-} RETRs of 20 KB each, modes PASV/EPSV/PORT/EPRT in turn."
+    md ""
+    md "| gateway | sessions/s | transfers/s | × kernel (sessions) | × kernel (transfers) | failed transfers | announce p50 / p99 (µs) |"
+    md "| --- | --- | --- | --- | --- | --- | --- |"
+    local ks kt
+    ks=$(field sessions_per_s "${THR[kernel]}") kt=$(field transfers_per_s "${THR[kernel]}")
+    for fw in open kernel alg alg2; do
+        local s t name=$fw
+        [[ $fw == alg ]] && name="ftp-alg"
+        [[ $fw == alg2 ]] && name="ftp-alg, 2 queues"
+        s=$(field sessions_per_s "${THR[$fw]}") t=$(field transfers_per_s "${THR[$fw]}")
+        md "| $name | $s | $t | $(ratio "$s" "$ks") | $(ratio "$t" "$kt") | $(field transfers_failed "${THR[$fw]}") | $(field announce_p50_us "${THR[$fw]}") / $(field announce_p99_us "${THR[$fw]}") |"
+    done
+    md ""
+    md "Target: ≥ 0.9× the kernel helper's sessions/s and transfers/s."
+    md ""
+    md "### Daemon CPU per queued packet"
+    md ""
+    local per_alg per_acc
+    per_alg=$(awk -v c="${CPU[alg]}" -v p="${CPU[alg_packets]}" 'BEGIN { if (p > 0) printf "%.1f", c / p; else print "n/a" }')
+    per_acc=$(awk -v c="${CPU[accept]}" -v p="${CPU[accept_packets]}" 'BEGIN { if (p > 0) printf "%.1f", c / p; else print "n/a" }')
+    md "CPU time of the process's threads (/proc/PID/task/*/schedstat) over the latency load above, divided by the packets it received."
+    md ""
+    md "| process | CPU (µs) | packets | µs per packet |"
+    md "| --- | --- | --- | --- |"
+    md "| \`nfq_accept\` (accept-all loop, the floor) | ${CPU[accept]} | ${CPU[accept_packets]} | $per_acc |"
+    md "| \`ftp-alg run\` (nft backend) | ${CPU[alg]} | ${CPU[alg_packets]} | $per_alg |"
+    md ""
+    md "Ratio: $(ratio "$per_alg" "$per_acc") (target ≤ 1.5). Both see the same load: control packets only, one session at a time, so each packet wakes the process (the wake-up and the two syscalls per packet dominate the floor)."
+    md ""
+    md "### Pinhole latency"
+    md ""
+    md "From the change handed to the backend to the kernel's ACK (the daemon's histogram, \`pinhole_us_*\` in its stats line), over every install of the run."
+    md ""
+    md "| backend | installs timed | p50 (µs) | p99 (µs) | max (µs) |"
+    md "| --- | --- | --- | --- | --- |"
+    md "| nft | $(field pinholes_timed "$STATS_NFT") | $(field pinhole_us_p50 "$STATS_NFT") | $(field pinhole_us_p99 "$STATS_NFT") | $(field pinhole_us_max "$STATS_NFT") |"
+    md "| ipset | $(field pinholes_timed "$STATS_IPSET") | $(field pinhole_us_p50 "$STATS_IPSET") | $(field pinhole_us_p99 "$STATS_IPSET") | $(field pinhole_us_max "$STATS_IPSET") |"
+    md ""
+    read -r syns early <<<"$EARLY"
+    md "Data SYNs that reached the gateway before their element existed (a counter chain before the filter, \`ip saddr . ip daddr . tcp dport != @expect4\`): **${early:-?}** of ${syns:-?} data SYNs (must be 0)."
+    md ""
+    md "### Bulk data"
+    md ""
+    md "One ${bulk_mb} MB passive RETR through the gateway; MB/s while the data connection is read (after the 150 reply), median of $reps runs (the gateways alternated)."
+    md ""
+    md "| gateway | MB/s | × open | × kernel |"
+    md "| --- | --- | --- | --- |"
+    local open_mb kernel_mb
+    open_mb=$(median ${BULK[open]}) kernel_mb=$(median ${BULK[kernel]})
+    for fw in open kernel alg; do
+        local m name=$fw
+        [[ $fw == alg ]] && name="ftp-alg"
+        m=$(median ${BULK[$fw]})
+        md "| $name | $m | $(ratio "$m" "$open_mb") | $(ratio "$m" "$kernel_mb") |"
+    done
+    md ""
+    md "Target: ftp-alg ≥ 0.98× (data connections never reach userspace)."
+    md ""
+}
+
+rc=0
+for part in $PARTS; do
+    "part_$part" || { log "part $part failed"; rc=1; }
+done
+
+if [[ -n $OUT ]]; then
+    # Keep the hand-written part of an existing file.
+    marker='<!-- hand-written: kept by bench.sh -->'
+    if [[ -f $OUT ]] && grep -qF "$marker" "$OUT"; then
+        sed -n "/$marker/,\$p" "$OUT" >>"$REPORT"
+    fi
+    cp "$REPORT" "$OUT"
+    log "wrote $OUT"
+else
+    cat "$REPORT"
+fi
+exit "$rc"
