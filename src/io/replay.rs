@@ -177,6 +177,9 @@ impl<W: Write> Replay<'_, W> {
 
     /// A connection's first SYN (not to a control port): would the firewall admit it?
     fn judge_syn(&mut self, now: Instant, ip: &[u8]) -> std::io::Result<()> {
+        if !may_open(ip) {
+            return Ok(());
+        }
         let Ok(Datagram::Tcp(segment)) = wire::parse(ip) else {
             return Ok(());
         };
@@ -226,6 +229,26 @@ impl<W: Write> Replay<'_, W> {
     }
 }
 
+/// False when `ip` is certainly not a TCP SYN without ACK, read from two header bytes, so the
+/// datagram the engine just parsed is not parsed a second time (nine packets in ten are not
+/// opening SYNs). IPv4 only: an IPv6 datagram may carry extension headers, and `wire::parse`
+/// decides. A fragment reads as anything here; `wire::parse` refuses it either way.
+fn may_open(ip: &[u8]) -> bool {
+    const PROTOCOL_TCP: u8 = 6;
+    const SYN: u8 = 0x02;
+    const ACK: u8 = 0x10;
+    match ip.first() {
+        Some(first) if first >> 4 == 4 => {
+            let header = usize::from(first & 0x0f) * 4;
+            ip.get(9) == Some(&PROTOCOL_TCP)
+                && ip
+                    .get(header + 13)
+                    .is_none_or(|flags| flags & (SYN | ACK) == SYN)
+        }
+        _ => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,6 +281,42 @@ mod tests {
             c.wait(Duration::from_secs(11));
         }
         c
+    }
+
+    #[test]
+    fn only_opening_syns_may_open() {
+        use crate::testkit::conversation::Flags;
+        use crate::testkit::conversation::syn;
+        use crate::testkit::conversation::tcp;
+        let (a, b) = (
+            "198.51.100.2:40000".parse().unwrap(),
+            "203.0.113.2:50000".parse().unwrap(),
+        );
+        assert!(may_open(&syn(a, b)));
+        let ack = tcp(a, b, 1, Some(2), Flags::default(), b"x");
+        assert!(!may_open(&ack));
+        let syn_ack = tcp(
+            a,
+            b,
+            1,
+            Some(2),
+            Flags {
+                syn: true,
+                ..Flags::default()
+            },
+            b"",
+        );
+        assert!(!may_open(&syn_ack));
+        let v6 = tcp(
+            "[2001:db8::2]:40000".parse().unwrap(),
+            "[2001:db8::3]:50000".parse().unwrap(),
+            1,
+            Some(2),
+            Flags::default(),
+            b"",
+        );
+        assert!(may_open(&v6), "IPv6 is left to wire::parse");
+        assert!(may_open(&[]), "not IP: left to wire::parse");
     }
 
     #[test]
