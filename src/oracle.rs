@@ -14,6 +14,8 @@ mod expiring;
 
 use std::collections::HashMap;
 use std::collections::VecDeque;
+use std::hash::BuildHasher;
+use std::hash::RandomState;
 use std::net::SocketAddr;
 
 use self::elements::Elements;
@@ -28,11 +30,14 @@ use crate::time::Duration;
 use crate::time::Instant;
 use crate::wire::SeqNumber;
 
-/// Announced endpoints remembered to explain denials (oldest forgotten first).
-const MAX_REMEMBERED: usize = 65_536;
+/// Announced endpoints remembered to explain denials (oldest forgotten first). A denial
+/// follows its endpoint's fate within seconds; 16,384 keep a replay's memory small (about
+/// 1 MB at the bound) while covering minutes at a busy gateway's rate.
+const MAX_REMEMBERED: usize = 16_384;
 /// Admitted connections remembered to recognise their retransmitted SYNs (oldest forgotten
-/// first).
-const MAX_ADMITTED: usize = 65_536;
+/// first). At up to 136 admissions per second this covers all of [`ADMITTED_MEMORY`]; at
+/// 1,000 per second, 16 s, still past a SYN's fourth retransmission (1 + 2 + 4 + 8 s).
+const MAX_ADMITTED: usize = 16_384;
 /// How long an admitted connection's SYN is recognised: conntrack keeps an entry that saw no
 /// reply for 2 minutes (`nf_conntrack_tcp_timeout_syn_sent`), and Linux gives up retrying a
 /// SYN after about 127 s (`tcp_syn_retries` = 6, last retransmission at 63 s).
@@ -52,9 +57,14 @@ pub struct SetModel {
     /// What became of each announced endpoint, to explain denials (bounded, oldest first).
     remembered: HashMap<Endpoint, Fate>,
     remembered_order: VecDeque<Endpoint>,
-    /// Admitted connections, by 4-tuple: the initial sequence number of their SYN, until
-    /// [`ADMITTED_MEMORY`] after it.
-    admitted: Expiring<(SocketAddr, SocketAddr), SeqNumber>,
+    /// Admitted connections, by a keyed 64-bit fingerprint of their 4-tuple: the initial
+    /// sequence number of their SYN, until [`ADMITTED_MEMORY`] after it. A fingerprint (24
+    /// bytes per heap entry, not 80) keeps a replay's memory small at the bound: two
+    /// connections would have to share a fingerprint (odds 2^-64 per pair, the key random
+    /// per model) and an ISN to be confused.
+    admitted: Expiring<u64, SeqNumber>,
+    /// The key of the fingerprints.
+    fingerprints: RandomState,
 }
 
 /// What the model decided about one SYN.
@@ -153,7 +163,8 @@ impl SetModel {
         dst: SocketAddr,
         isn: SeqNumber,
     ) -> Judgement {
-        if self.is_retransmission(now, (src, dst), isn) {
+        let connection = self.fingerprints.hash_one((src, dst));
+        if self.is_retransmission(now, connection, isn) {
             return Judgement::Repeat;
         }
         let Some(port) = std::num::NonZeroU16::new(dst.port()) else {
@@ -165,7 +176,7 @@ impl SetModel {
             dport: port,
         };
         if let Some(expectation) = self.elements.take_live(&key, now) {
-            self.admit(now, (src, dst), isn);
+            self.admit(now, connection, isn);
             self.remember(endpoint(&key), Fate::Used);
             return Judgement::Admit(expectation);
         }
@@ -258,12 +269,7 @@ impl SetModel {
     /// A SYN with another ISN starts a new connection on the same 4-tuple (RFC 9293 §3.4.1:
     /// each incarnation chooses a new ISN; conntrack replaces a closed entry on a new SYN), so
     /// the old one is forgotten and the SYN is judged like any other.
-    fn is_retransmission(
-        &mut self,
-        now: Instant,
-        connection: (SocketAddr, SocketAddr),
-        isn: SeqNumber,
-    ) -> bool {
+    fn is_retransmission(&mut self, now: Instant, connection: u64, isn: SeqNumber) -> bool {
         self.forget_admissions(now);
         match self.admitted.get(&connection) {
             Some((&first, _)) if first == isn => true,
@@ -280,7 +286,7 @@ impl SetModel {
         while self.admitted.pop_expired(now).is_some() {}
     }
 
-    fn admit(&mut self, now: Instant, connection: (SocketAddr, SocketAddr), isn: SeqNumber) {
+    fn admit(&mut self, now: Instant, connection: u64, isn: SeqNumber) {
         self.admitted.insert(connection, isn, now + ADMITTED_MEMORY);
         if self.admitted.len() > MAX_ADMITTED {
             self.admitted.pop_earliest();
