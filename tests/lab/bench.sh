@@ -303,15 +303,15 @@ write_live() {
     md ""
     md "Announce round trip (\`PASV\`→227, \`EPSV\`→229, \`PORT\`/\`EPRT\`→200) measured by the client, one session at a time (${s_lat:-} sessions × 8 announcements, no data)."
     md ""
-    md "| gateway | p50 (µs) | p99 (µs) | p50 − kernel's | p99 − kernel's |"
-    md "| --- | --- | --- | --- | --- |"
+    md "| gateway | p50 (µs) | p99 (µs) | p50 − kernel's | p99 − kernel's | announcements failed |"
+    md "| --- | --- | --- | --- | --- | --- |"
     local kp50 kp99
     kp50=$(field announce_p50_us "${LAT[kernel]}") kp99=$(field announce_p99_us "${LAT[kernel]}")
     for fw in open kernel accept alg alg-fifo alg2; do
         local p50 p99 name
         name=$(fw_name "$fw")
         p50=$(field announce_p50_us "${LAT[$fw]}") p99=$(field announce_p99_us "${LAT[$fw]}")
-        md "| $name | $p50 | $p99 | $((p50 - kp50)) | $((p99 - kp99)) |"
+        md "| $name | $p50 | $p99 | $((p50 - kp50)) | $((p99 - kp99)) | $(field announce_failed "${LAT[$fw]}") |"
     done
     md ""
     md "Target: ftp-alg within +15 µs (p50) and +50 µs (p99) of the kernel helper. The accept-all loop in the daemon's place (the alg ruleset, control packets queued, nothing installed) shows what queueing itself costs: two trips through userspace per command/reply pair."
