@@ -13,6 +13,10 @@ command -v ipset >/dev/null 2>&1 || need+=(ipset)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 # tests/cli.rs checks a NAT-rewritten capture with tshark's TCP analysis.
 command -v tshark >/dev/null 2>&1 || need+=(tshark)
+# The benchmarks' quick run (make bench-quick): the read floor, time and RSS, instructions.
+command -v tcpdump >/dev/null 2>&1 || need+=(tcpdump)
+[[ -x /usr/bin/time ]] || need+=(time)
+command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
 
 if ((${#need[@]})); then
     if [[ $(id -u) -ne 0 ]]; then
