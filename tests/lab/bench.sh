@@ -243,7 +243,7 @@ fw_up() {
     alg) lab_fw_load alg && early_chain && lab_alg_start ;;
     # The daemon's threads at real-time priority (what `chrt -f 20` or systemd's
     # CPUSchedulingPolicy=fifo give; docs/deploy.md): a woken worker runs at once.
-    alg-fifo) lab_fw_load alg && lab_alg_start && chrt -f -a -p 20 "$(lab_alg_pid)" ;;
+    alg-fifo) lab_fw_load alg && lab_alg_start && chrt -f -a -p 20 "$(lab_alg_pid)" && chrt -p "$(lab_alg_pid)" >&2 ;;
     esac
 }
 fw_down() {
