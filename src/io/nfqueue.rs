@@ -130,6 +130,45 @@ pub fn is_overrun(error: &io::Error) -> bool {
     error.raw_os_error() == Some(libc::ENOBUFS)
 }
 
+/// The kernel's own counters of one queue, from `/proc/net/netfilter/nfnetlink_queue` (of the
+/// reader's network namespace). Both count packets the daemon never saw.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KernelCounters {
+    /// Dropped because the queue held `--queue-maxlen` packets already (`queue_dropped`).
+    /// With fail-open such packets are accepted unread instead, and nothing counts them.
+    pub queue_full: u64,
+    /// Dropped because our socket's receive buffer was full (`queue_user_dropped`; each
+    /// such loss also reaches us as one `ENOBUFS`, [`is_overrun`]).
+    pub socket_full: u64,
+}
+
+/// Where the kernel lists its queues and their counters.
+const PROC_QUEUES: &str = "/proc/net/netfilter/nfnetlink_queue";
+
+/// The kernel's counters of queue `number`; `Ok(None)` if it is not listed (not bound).
+pub fn kernel_counters(number: u16) -> io::Result<Option<KernelCounters>> {
+    Ok(parse_kernel_counters(
+        &std::fs::read_to_string(PROC_QUEUES)?,
+        number,
+    ))
+}
+
+/// Read queue `number`'s line of `/proc/net/netfilter/nfnetlink_queue`: queue number, peer
+/// port id, packets waiting, copy mode, copy range, queue_dropped, queue_user_dropped, id
+/// sequence, 1 (net/netfilter/nfnetlink_queue.c, `seq_show`).
+fn parse_kernel_counters(text: &str, number: u16) -> Option<KernelCounters> {
+    text.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.len() < 8 || fields[0].parse::<u16>().ok()? != number {
+            return None;
+        }
+        Some(KernelCounters {
+            queue_full: fields[5].parse().ok()?,
+            socket_full: fields[6].parse().ok()?,
+        })
+    })
+}
+
 impl Queue {
     /// Bind queue `number` and configure it per `options`.
     pub fn open(number: u16, options: &QueueOptions) -> Result<Self, OpenError> {

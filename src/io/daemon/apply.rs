@@ -7,9 +7,10 @@
 //! what the kernel must end up with), carrying that out in one backend call (one nf_tables transaction), and
 //! telling the engine which installs the kernel refused ([`Engine::handle_install_error`]):
 //! it withdraws them and queues their removal, which is carried out at once. The counters of
-//! what reached the kernel, and how long the kernel took to acknowledge each change that
-//! installs ([`Latency`]). Used by the daemon's worker for every packet and timer, and by the
-//! root tests that compare the real sets with the engine.
+//! what reached the kernel, how long the kernel took to acknowledge each change that
+//! installs ([`Latency`]), and the log lines of a failing backend (one when it starts, at most
+//! one per 10 s while it lasts, one when updates work again). Used by the daemon's worker for
+//! every packet and timer, and by the root tests that compare the real sets with the engine.
 
 use crate::action::Action;
 use crate::action::Release;
@@ -23,6 +24,7 @@ use crate::io::backend::Element;
 use crate::io::daemon::latency::Latency;
 use crate::io::daemon::logline;
 use crate::io::daemon::ratelimit::Allow;
+use crate::io::daemon::ratelimit::Every;
 use crate::io::daemon::ratelimit::LogBudget;
 use crate::time::Duration;
 use crate::time::Instant;
@@ -39,6 +41,26 @@ pub struct Applier {
     /// Held datagrams the engine let go, in order, for the worker to release after the set
     /// changes are carried out.
     releases: Vec<Release>,
+    /// The backend's failures since the last success (a missing or full set fails every
+    /// update until the operator acts): one error line when they start, then at most one
+    /// per [`FAULT_LINE_PERIOD`], and one line when updates work again.
+    fault: Fault,
+}
+
+/// How often an ongoing backend failure is logged again.
+const FAULT_LINE_PERIOD: Duration = Duration::from_secs(10);
+
+#[derive(Debug)]
+struct Fault {
+    lines: Every,
+    failed_installs: u64,
+    failed_removals: u64,
+}
+
+impl Fault {
+    fn ongoing(&self) -> bool {
+        self.failed_installs + self.failed_removals > 0
+    }
 }
 
 /// What reached the kernel.
@@ -70,6 +92,11 @@ impl Applier {
             counters: ApplyCounters::default(),
             latency: Latency::new(),
             releases: Vec::new(),
+            fault: Fault {
+                lines: Every::new(FAULT_LINE_PERIOD),
+                failed_installs: 0,
+                failed_removals: 0,
+            },
         }
     }
 
@@ -116,6 +143,12 @@ impl Applier {
         &self.latency
     }
 
+    /// True while the backend has failed since its last success.
+    #[cfg(test)]
+    pub(crate) fn fault_ongoing(&self) -> bool {
+        self.fault.ongoing()
+    }
+
     /// Carry out `self.delta`; returns the keys whose install failed.
     fn apply_delta(&mut self, backend: &mut dyn Backend, now: Instant) -> Vec<DataKey> {
         let removals: Vec<Element> = self
@@ -139,29 +172,61 @@ impl Applier {
                 .record(u64::try_from(micros).unwrap_or(u64::MAX));
         }
         self.counters.removed += count(removals.len());
+        let removals_ok = remove_error.is_none();
         if let Some(error) = remove_error {
             self.counters.remove_errors += count(removals.len());
             self.counters.netlink_timeouts += u64::from(error.is_timeout());
-            log::error!(
-                "{}: removing {} expectation(s) failed: {error}",
-                self.name,
-                removals.len()
-            );
+            self.fault.failed_removals += count(removals.len());
+            let line = format!("removing {} expectation(s) failed: {error}", removals.len());
+            self.fault_line(now, &line);
         }
         let Some((failed, error)) = install_error else {
             self.counters.installed += count(installs.len());
+            // The set takes updates again: an install went in, or (when only removals had
+            // failed) a removal did.
+            let recovered = if installs.is_empty() {
+                removals_ok && !removals.is_empty() && self.fault.failed_installs == 0
+            } else {
+                true
+            };
+            if recovered && self.fault.ongoing() {
+                self.fault_ended();
+            }
             return Vec::new();
         };
         self.counters.netlink_timeouts += u64::from(error.is_timeout());
         let took = installs.len().saturating_sub(failed.len());
         self.counters.installed += count(took);
         self.counters.install_errors += count(failed.len());
-        log::error!(
-            "{}: installing {} expectation(s) failed: {error}",
-            self.name,
-            failed.len()
-        );
+        self.fault.failed_installs += count(failed.len());
+        let line = format!("installing {} expectation(s) failed: {error}", failed.len());
+        self.fault_line(now, &line);
         failed
+    }
+
+    /// One error line about a failing backend, within [`FAULT_LINE_PERIOD`].
+    fn fault_line(&mut self, now: Instant, line: &str) {
+        match self.fault.lines.allow(now) {
+            Allow::No => {}
+            Allow::Yes => log::error!("{}: {line}", self.name),
+            Allow::AfterSuppressed(n) => log::error!(
+                "{}: {line} (and {n} more failed update(s) since the last line)",
+                self.name
+            ),
+        }
+    }
+
+    /// The backend took an update after failures: say so once, start afresh.
+    fn fault_ended(&mut self) {
+        self.fault.lines.reset();
+        // Taken outside the macro: its arguments are not evaluated when the level is off.
+        let installs = std::mem::take(&mut self.fault.failed_installs);
+        let removals = std::mem::take(&mut self.fault.failed_removals);
+        log::info!(
+            "{}: set updates work again after {installs} failed install(s) and {removals} \
+             failed removal(s)",
+            self.name
+        );
     }
 
     /// One line per action, within the log budget (peers must not flood the log). A line is

@@ -2,8 +2,9 @@
 //!
 //! Owns: a token bucket per kind of line (refusals and notes, which any peer can provoke at
 //! will; pinhole installs and revocations, which a peer provokes by announcing), and the count
-//! of lines it suppressed, reported in one line once lines are allowed again. The counters
-//! stay exact: only the lines are limited.
+//! of lines it suppressed, reported in one line once lines are allowed again; [`Every`], one
+//! line per period about an ongoing fault (a failing set, a full queue). The counters stay
+//! exact: only the lines are limited.
 
 use crate::time::Duration;
 use crate::time::Instant;
@@ -64,6 +65,50 @@ impl Bucket {
     }
 }
 
+/// At most one line per `period` about one ongoing condition (a failing set, a full queue),
+/// the first at once; each later line says how many occurrences it stood for.
+#[derive(Debug, Clone)]
+pub(crate) struct Every {
+    period: Duration,
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl Every {
+    /// Nothing logged yet.
+    pub(crate) fn new(period: Duration) -> Self {
+        Self {
+            period,
+            last: None,
+            suppressed: 0,
+        }
+    }
+
+    /// May a line about one more occurrence be logged at `now`? `AfterSuppressed(n)`: yes,
+    /// and `n` occurrences since the last line were not logged.
+    pub(crate) fn allow(&mut self, now: Instant) -> Allow {
+        if self
+            .last
+            .is_some_and(|last| now.saturating_since(last) < self.period)
+        {
+            self.suppressed += 1;
+            return Allow::No;
+        }
+        self.last = Some(now);
+        match std::mem::take(&mut self.suppressed) {
+            0 => Allow::Yes,
+            n => Allow::AfterSuppressed(n),
+        }
+    }
+
+    /// The condition ended: the next occurrence is logged at once. Returns the number of
+    /// occurrences not logged since the last line.
+    pub(crate) fn reset(&mut self) -> u64 {
+        self.last = None;
+        std::mem::take(&mut self.suppressed)
+    }
+}
+
 /// The worker's buckets.
 #[derive(Debug, Clone)]
 pub(crate) struct LogBudget {
@@ -105,6 +150,22 @@ mod tests {
         assert_eq!(b.allow(at(100)), Allow::No);
         assert_eq!(b.allow(at(10_000)), Allow::AfterSuppressed(1));
         assert_eq!(b.allow(at(10_000)), Allow::Yes, "refilled up to the burst");
+    }
+
+    #[test]
+    fn every_logs_the_first_then_one_per_period_with_the_count() {
+        let mut e = Every::new(Duration::from_secs(10));
+        assert_eq!(e.allow(at(0)), Allow::Yes);
+        assert_eq!(e.allow(at(1)), Allow::No);
+        assert_eq!(e.allow(at(9_999)), Allow::No);
+        assert_eq!(e.allow(at(10_000)), Allow::AfterSuppressed(2));
+        assert_eq!(e.allow(at(10_001)), Allow::No);
+        assert_eq!(e.reset(), 1);
+        assert_eq!(
+            e.allow(at(10_002)),
+            Allow::Yes,
+            "a new episode starts at once"
+        );
     }
 
     #[test]

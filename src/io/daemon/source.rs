@@ -34,6 +34,10 @@ pub trait PacketSource {
     fn release_rewritten(&mut self, id: u32, datagram: &[u8]) -> io::Result<()>;
     /// A descriptor that polls readable when a packet is waiting.
     fn fd(&self) -> BorrowedFd<'_>;
+    /// The kernel's counters of packets this source lost before we saw them, if it has any.
+    fn kernel_counters(&self) -> Option<nfqueue::KernelCounters> {
+        None
+    }
 }
 
 impl PacketSource for nfqueue::Queue {
@@ -61,5 +65,9 @@ impl PacketSource for nfqueue::Queue {
 
     fn fd(&self) -> BorrowedFd<'_> {
         self.as_fd()
+    }
+
+    fn kernel_counters(&self) -> Option<nfqueue::KernelCounters> {
+        nfqueue::kernel_counters(self.number()).ok().flatten()
     }
 }

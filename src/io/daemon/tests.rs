@@ -34,6 +34,7 @@ use crate::io::backend::Backend;
 use crate::io::backend::BackendError;
 use crate::io::backend::Element;
 use crate::io::backend::NoBackend;
+use crate::io::nfqueue::KernelCounters;
 use crate::io::nfqueue::QueueOptions;
 use crate::testkit::conversation::Conversation;
 use crate::testkit::conversation::Side;
@@ -44,6 +45,8 @@ type Journal = Arc<Mutex<Vec<String>>>;
 pub(super) struct FakeQueue {
     journal: Journal,
     fd: UnixStream,
+    /// What the kernel's loss counters say (None: no such counters).
+    pub(super) kernel: Option<KernelCounters>,
 }
 
 impl FakeQueue {
@@ -52,6 +55,7 @@ impl FakeQueue {
         Self {
             journal: Journal::default(),
             fd: UnixStream::pair().unwrap().0,
+            kernel: None,
         }
     }
 
@@ -88,6 +92,10 @@ impl PacketSource for FakeQueue {
 
     fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
+    }
+
+    fn kernel_counters(&self) -> Option<KernelCounters> {
+        self.kernel
     }
 }
 
@@ -160,6 +168,7 @@ fn rig(fail: bool) -> (Worker, FakeQueue, Journal) {
     let queue = FakeQueue {
         journal: journal.clone(),
         fd: UnixStream::pair().unwrap().0,
+        kernel: None,
     };
     (worker, queue, journal)
 }
@@ -222,6 +231,126 @@ fn a_failed_install_gives_the_configured_verdict_and_is_counted() {
     assert_eq!(worker.apply_counters().install_errors, 1);
     assert_eq!(worker.counters().dropped, 1);
     assert_eq!(worker.apply_counters().installed, 0);
+}
+
+#[test]
+fn packets_the_kernel_dropped_before_the_queue_are_counted() {
+    // Regression (hostile suite, faults/queue-overflow-drop): a full queue dropped 13,227
+    // packets and the daemon neither counted nor logged it.
+    let (mut worker, mut queue, _) = rig(false);
+    queue.kernel = Some(KernelCounters {
+        queue_full: 5,
+        socket_full: 2,
+    });
+    worker.tick(&mut queue);
+    queue.kernel = Some(KernelCounters {
+        queue_full: 18,
+        socket_full: 9,
+    });
+    worker.tick(&mut queue);
+    assert_eq!(
+        worker.counters().queue_full_drops,
+        0,
+        "looked at once a second"
+    );
+    thread::sleep(Duration::from_millis(1050));
+    worker.tick(&mut queue);
+    assert_eq!(worker.counters().queue_full_drops, 13);
+    assert_eq!(worker.counters().socket_full_drops, 7);
+    // The queue was bound again: its counters start from zero, a new baseline.
+    queue.kernel = Some(KernelCounters {
+        queue_full: 1,
+        socket_full: 0,
+    });
+    thread::sleep(Duration::from_millis(1050));
+    worker.tick(&mut queue);
+    assert_eq!(worker.counters().queue_full_drops, 13);
+}
+
+/// A backend that refuses installs while `failing` (a full or missing set).
+struct Flaky {
+    failing: Arc<AtomicBool>,
+}
+
+impl Backend for Flaky {
+    fn describe(&self) -> String {
+        "flaky".into()
+    }
+
+    fn check(&mut self) -> Result<(), BackendError> {
+        Ok(())
+    }
+
+    fn install(&mut self, _: &[Element]) -> Result<(), BackendError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(BackendError::Refused {
+                set: "fake".into(),
+                action: "add",
+                reason: "set is full".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn remove(&mut self, _: &[Element]) -> Result<(), BackendError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_failing_set_is_one_fault_until_an_install_works_again() {
+    // Regression (hostile suite, faults/nft-table-deleted): every failed update logged two
+    // error lines (the install, then the removal that withdraws it) and recovery none.
+    let failing = Arc::new(AtomicBool::new(true));
+    let mut worker = Worker::new(
+        "queue 0".into(),
+        Engine::new(Config::default()),
+        Box::new(Flaky {
+            failing: failing.clone(),
+        }),
+        settings(),
+        Clock::start(),
+    );
+    let mut queue = FakeQueue::new();
+    let mut c = Conversation::new(
+        "198.51.100.2:40000".parse().unwrap(),
+        "203.0.113.2:21".parse().unwrap(),
+    );
+    c.handshake().send(Side::Server, b"220 ready\r\n");
+    for port in 0..3u8 {
+        c.send(Side::Client, b"PASV\r\n").send(
+            Side::Server,
+            format!("227 Entering Passive Mode (203,0,113,2,195,{port})\r\n").as_bytes(),
+        );
+    }
+    feed(
+        &mut worker,
+        &mut queue,
+        &c.take_packets()
+            .into_iter()
+            .map(|p| p.bytes)
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(worker.apply_counters().install_errors, 3);
+    assert!(worker.backend_fault_ongoing());
+    failing.store(false, Ordering::SeqCst);
+    c.send(Side::Client, b"PASV\r\n").send(
+        Side::Server,
+        b"227 Entering Passive Mode (203,0,113,2,195,9)\r\n",
+    );
+    let packets: Vec<Vec<u8>> = c.take_packets().into_iter().map(|p| p.bytes).collect();
+    for (id, bytes) in packets.iter().enumerate() {
+        worker.handle(
+            &mut queue,
+            &QueuedPacket {
+                id: 100 + u32::try_from(id).unwrap(),
+                payload: bytes.clone(),
+                truncated: false,
+            },
+        );
+    }
+    assert_eq!(worker.apply_counters().installed, 1);
+    assert!(!worker.backend_fault_ongoing(), "the fault ended");
 }
 
 #[test]
@@ -486,6 +615,7 @@ fn nat_through_the_worker_holds_rewrites_and_releases_in_order() {
     let mut queue = FakeQueue {
         journal: journal.clone(),
         fd: UnixStream::pair().unwrap().0,
+        kernel: None,
     };
     let mut c = Conversation::new(
         "192.0.2.2:40000".parse().unwrap(),

@@ -7,7 +7,8 @@
 //! never beat it. The actions are carried out by the [`Applier`], so that after every verdict
 //! the kernel set holds exactly the engine's expectations ([`Engine::expectations`]). Also:
 //! timers (the engine's `poll_timeout`), commands from the signal thread, the worker's
-//! counters, and, at a clean stop, the state file for the next start.
+//! counters (with the packets the kernel dropped before we saw them), and, at a clean stop,
+//! the state file for the next start.
 
 use std::io;
 use std::io::Read;
@@ -20,6 +21,8 @@ use crate::engine::Engine;
 use crate::flow::Control;
 use crate::io::backend::Backend;
 use crate::io::daemon::apply::Applier;
+use crate::io::daemon::ratelimit::Allow;
+use crate::io::daemon::ratelimit::Every;
 use crate::io::daemon::source::PacketSource;
 use crate::io::daemon::source::QueuedPacket;
 use crate::io::daemon::state::StateFile;
@@ -68,6 +71,12 @@ pub(crate) struct Counters {
     pub(crate) truncated: u64,
     /// Times the kernel reported lost queue messages (ENOBUFS).
     pub(crate) overruns: u64,
+    /// Packets the kernel dropped because the queue was full (`--queue-maxlen`), read from
+    /// its own counter once a second.
+    pub(crate) queue_full_drops: u64,
+    /// Packets the kernel dropped because the socket buffer was full (`--rcvbuf`; the
+    /// packets behind `overruns`).
+    pub(crate) socket_full_drops: u64,
     /// Verdicts the kernel did not take.
     pub(crate) verdict_errors: u64,
     /// Packets released rewritten (NAT).
@@ -81,13 +90,15 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
-    fn fields(&self) -> [(&'static str, u64); 10] {
+    fn fields(&self) -> [(&'static str, u64); 12] {
         [
             ("packets", self.packets),
             ("accepted", self.accepted),
             ("dropped", self.dropped),
             ("truncated", self.truncated),
             ("overruns", self.overruns),
+            ("queue_full_drops", self.queue_full_drops),
+            ("socket_full_drops", self.socket_full_drops),
             ("verdict_errors", self.verdict_errors),
             ("rewritten", self.rewritten),
             ("held", self.held),
@@ -126,7 +137,17 @@ pub(crate) struct Worker {
     held: std::collections::HashMap<crate::nat::flow::HeldId, u32>,
     /// Where translations are learned (`--nat`: conntrack).
     translations: Option<Box<dyn Translations>>,
+    /// The kernel's loss counters at the last look, and when to look again.
+    kernel: Option<nfqueue::KernelCounters>,
+    next_kernel_look: Instant,
+    /// Log lines about packets the kernel dropped: at most one per period per cause.
+    queue_full_lines: Every,
+    overrun_lines: Every,
 }
+
+/// How often the kernel's loss counters are read, and an ongoing loss is logged again.
+const KERNEL_LOOK_PERIOD: Duration = Duration::from_secs(1);
+const LOSS_LINE_PERIOD: Duration = Duration::from_secs(10);
 
 /// Where a worker learns how a control connection is translated (conntrack, or a fake in
 /// tests).
@@ -156,6 +177,10 @@ impl Worker {
             next_stats,
             held: std::collections::HashMap::new(),
             translations: None,
+            kernel: None,
+            next_kernel_look: now,
+            queue_full_lines: Every::new(LOSS_LINE_PERIOD),
+            overrun_lines: Every::new(LOSS_LINE_PERIOD),
         }
     }
 
@@ -274,11 +299,45 @@ impl Worker {
             self.apply_actions(now);
             self.release_held(source);
         }
+        if now >= self.next_kernel_look {
+            self.next_kernel_look = now + KERNEL_LOOK_PERIOD;
+            self.look_at_kernel_counters(source, now);
+        }
         if let (Some(due), Some(every)) = (self.next_stats, self.settings.stats_interval) {
             if due <= now {
                 self.log_stats();
                 self.next_stats = Some(now + every);
             }
+        }
+    }
+
+    /// Count the packets the kernel dropped since the last look, before we could see them
+    /// (the queue was full, or our socket buffer), and log a full queue (the overruns are
+    /// logged as they are reported).
+    fn look_at_kernel_counters(&mut self, source: &dyn PacketSource, now: Instant) {
+        let Some(seen) = source.kernel_counters() else {
+            return;
+        };
+        // The first look (or a rebound queue, whose counters start again) is the baseline.
+        let before = self
+            .kernel
+            .replace(seen)
+            .filter(|b| b.queue_full <= seen.queue_full && b.socket_full <= seen.socket_full)
+            .unwrap_or(seen);
+        self.counters.socket_full_drops += seen.socket_full - before.socket_full;
+        let lost = seen.queue_full - before.queue_full;
+        if lost == 0 {
+            return;
+        }
+        self.counters.queue_full_drops += lost;
+        match self.queue_full_lines.allow(now) {
+            Allow::No => {}
+            Allow::Yes | Allow::AfterSuppressed(_) => log::warn!(
+                "{}: the kernel dropped {lost} packet(s) in the last second: the queue was full \
+                 (raise --queue-maxlen, or add queues); {} in all",
+                self.name,
+                self.counters.queue_full_drops
+            ),
         }
     }
 
@@ -366,6 +425,12 @@ impl Worker {
         self.counters
     }
 
+    /// True while the backend has failed since its last success.
+    #[cfg(test)]
+    pub(crate) fn backend_fault_ongoing(&self) -> bool {
+        self.applier.fault_ongoing()
+    }
+
     /// The counters of the set changes so far.
     #[cfg(test)]
     pub(crate) fn apply_counters(&self) -> crate::io::daemon::apply::ApplyCounters {
@@ -416,10 +481,20 @@ impl Worker {
                 Ok(None) => return Ok(()),
                 Err(error) if nfqueue::is_overrun(&error) => {
                     self.counters.overruns += 1;
-                    log::warn!(
-                        "{}: the kernel dropped queued packets (socket buffer full; raise --rcvbuf)",
-                        self.name
-                    );
+                    match self.overrun_lines.allow(self.clock.now()) {
+                        Allow::No => {}
+                        Allow::Yes => log::warn!(
+                            "{}: the kernel dropped queued packets (socket buffer full; raise \
+                             --rcvbuf)",
+                            self.name
+                        ),
+                        Allow::AfterSuppressed(n) => log::warn!(
+                            "{}: the kernel dropped queued packets (socket buffer full; raise \
+                             --rcvbuf), {n} more time(s) since the last line; {} packet(s) in all",
+                            self.name,
+                            self.counters.socket_full_drops
+                        ),
+                    }
                 }
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) => return Err(error),

@@ -137,3 +137,23 @@ fn busy_and_permission_errors_say_what_to_do() {
     assert!(other.to_string().contains("CAP_NET_ADMIN"));
     assert!(is_overrun(&io::Error::from_raw_os_error(libc::ENOBUFS)));
 }
+
+#[test]
+fn kernel_counters_are_read_from_the_queue_line() {
+    let text = "    0  31417     0 2 65535     0     0        7  1\n\
+                \x20   3  31418    12 2 65535 13227 12322    48211  1\n";
+    assert_eq!(
+        parse_kernel_counters(text, 3),
+        Some(KernelCounters {
+            queue_full: 13227,
+            socket_full: 12322
+        })
+    );
+    assert_eq!(
+        parse_kernel_counters(text, 0),
+        Some(KernelCounters::default())
+    );
+    assert_eq!(parse_kernel_counters(text, 1), None);
+    assert_eq!(parse_kernel_counters("garbage\n3 x\n", 3), None);
+    assert_eq!(parse_kernel_counters("", 0), None);
+}
