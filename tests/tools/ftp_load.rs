@@ -5,7 +5,7 @@
 //! ```text
 //! ftp_load --server ADDR[:PORT] [--user U] [--pass P] [--sessions N] [--concurrency C]
 //!          [--transfers K] [--modes pasv,epsv,port,eprt] [--file PATH] [--no-data]
-//!          [--timeout-ms MS] [--ramp-ms MS] [--json]
+//!          [--timeout-ms MS] [--ramp-ms MS] [--hold-ms MS] [--json]
 //! ```
 //!
 //! Owns: the client side only (blocking sockets, one thread per concurrent session; the
@@ -14,7 +14,11 @@
 //! announcement (`PASV`/`EPSV` answered by 227/229, or `PORT`/`EPRT` on a listener of its
 //! own answered by 200), then, unless `--no-data`, `RETR FILE` over the data connection,
 //! read to its end, and the 226. Then `QUIT`. With `--no-data` a session only announces
-//! (the control path alone: what the daemon reads, without data connections).
+//! (the control path alone: what the daemon reads, without data connections). With
+//! `--hold-ms MS` a logged-in session waits until MS milliseconds after the start of the run
+//! before its first transfer, so that sessions started over a long `--ramp-ms` (as a server
+//! with a short listen backlog needs) are all open at once when the transfers begin; the
+//! peak of sessions open at once is reported (`peak_open`).
 //!
 //! It measures the time from sending each announcing command to reading its reply (the
 //! control path's round trip through the gateway, p50/p99 overall and per mode), sessions
@@ -94,6 +98,8 @@ struct Options {
     data: bool,
     timeout: Duration,
     ramp: Duration,
+    hold: Option<Duration>,
+    started: Instant,
     json: bool,
 }
 
@@ -111,6 +117,8 @@ impl Options {
             data: true,
             timeout: Duration::from_secs(10),
             ramp: Duration::ZERO,
+            hold: None,
+            started: Instant::now(),
             json: false,
         };
         let mut ramp = None;
@@ -132,6 +140,7 @@ impl Options {
                 "--no-data" => o.data = false,
                 "--timeout-ms" => o.timeout = Duration::from_millis(number(&value()) as u64),
                 "--ramp-ms" => ramp = Some(Duration::from_millis(number(&value()) as u64)),
+                "--hold-ms" => o.hold = Some(Duration::from_millis(number(&value()) as u64)),
                 "--json" => o.json = true,
                 "--help" | "-h" => usage(""),
                 _ => usage(&format!("unknown argument {arg}")),
@@ -167,7 +176,7 @@ fn usage(message: &str) -> ! {
     eprintln!(
         "usage: ftp_load --server ADDR[:PORT] [--user U] [--pass P] [--sessions N] \
          [--concurrency C] [--transfers K] [--modes pasv,epsv,port,eprt] [--file PATH] \
-         [--no-data] [--timeout-ms MS] [--ramp-ms MS] [--json]"
+         [--no-data] [--timeout-ms MS] [--ramp-ms MS] [--hold-ms MS] [--json]"
     );
     std::process::exit(2)
 }
@@ -252,6 +261,10 @@ impl Totals {
             ("announce_failed".into(), self.announce_failed.to_string()),
             ("elapsed_s".into(), format!("{elapsed:.3}")),
             (
+                "peak_open".into(),
+                PEAK_OPEN.load(Ordering::SeqCst).to_string(),
+            ),
+            (
                 "sessions_per_s".into(),
                 format!("{:.1}", self.sessions_ok as f64 / elapsed),
             ),
@@ -302,6 +315,27 @@ fn percentile(sorted: &[u32], permille: usize) -> u32 {
     sorted[rank - 1]
 }
 
+/// Sessions logged in and not yet ended, and the most there were at once.
+static OPEN: AtomicUsize = AtomicUsize::new(0);
+static PEAK_OPEN: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts a logged-in session as open while it lives.
+struct Open;
+
+impl Open {
+    fn new() -> Self {
+        let now = OPEN.fetch_add(1, Ordering::SeqCst) + 1;
+        PEAK_OPEN.fetch_max(now, Ordering::SeqCst);
+        Self
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        OPEN.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// Session `i`: log in, transfer, quit; counts go to `totals`.
 fn session(o: &Options, i: usize, totals: &mut Totals) {
     let mut control = match Control::connect(o) {
@@ -313,6 +347,10 @@ fn session(o: &Options, i: usize, totals: &mut Totals) {
             return;
         }
     };
+    let _open = Open::new();
+    if let Some(hold) = o.hold {
+        std::thread::sleep(hold.saturating_sub(o.started.elapsed()));
+    }
     for k in 0..o.transfers {
         let mode = o.modes[(i + k) % o.modes.len()];
         match transfer(o, &mut control, mode, totals) {
