@@ -644,7 +644,7 @@ fn client_lines_of_64_kib_and_more_without_a_newline() {
 
 #[test]
 fn truncated_datagrams_never_open_anything_and_the_real_one_still_does() {
-    let mut c = logged_in();
+    let c = logged_in();
     let port = c.segment_at(Client, 0, b"PORT 198,51,100,2,195,80\r\n");
     let (actions, mut engine) = run(&c);
     assert_eq!(installs(&actions), 0);
