@@ -40,6 +40,7 @@ pub mod config;
 pub mod engine;
 pub mod expect;
 pub mod flow;
+pub mod hashing;
 pub mod ftp;
 pub mod io;
 pub mod nat;

@@ -12,7 +12,7 @@
 mod elements;
 mod expiring;
 
-use std::collections::HashMap;
+use crate::hashing::HashMap;
 use std::collections::VecDeque;
 use std::hash::BuildHasher;
 use std::hash::RandomState;

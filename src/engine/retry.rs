@@ -9,7 +9,7 @@
 //! released with no pinhole behind it. Bounded per connection (the expectation bound) and in
 //! all ([`MAX_RETRIES`], the oldest forgotten first).
 
-use std::collections::HashMap;
+use crate::hashing::HashMap;
 use std::collections::VecDeque;
 
 use crate::expect::Expectation;

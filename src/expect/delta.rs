@@ -8,7 +8,7 @@
 //! emits `Install(k5)` then `Remove(k1)`, or `Install(k)` then `Remove(k)`, is never
 //! misapplied.
 
-use std::collections::HashMap;
+use crate::hashing::HashMap;
 
 use super::DataKey;
 use super::Expectation;

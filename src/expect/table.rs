@@ -18,7 +18,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::collections::HashMap;
+use crate::hashing::HashMap;
 use std::net::IpAddr;
 
 use super::DataKey;
@@ -84,11 +84,11 @@ impl ExpectationTable {
     /// An empty table with these bounds (each at least 1).
     pub fn new(limits: Limits) -> Self {
         Self {
-            entries: HashMap::new(),
-            owners: HashMap::new(),
-            clients: HashMap::new(),
+            entries: HashMap::default(),
+            owners: HashMap::default(),
+            clients: HashMap::default(),
             expiry: BinaryHeap::new(),
-            faces: HashMap::new(),
+            faces: HashMap::default(),
             limits: Limits {
                 per_control: limits.per_control.max(1),
                 per_client: limits.per_client.max(1),

@@ -17,7 +17,8 @@
 //!   moves later is re-queued when its old entry surfaces), and the heap's top is kept exact
 //!   after every change, so [`FlowTable::next_deadline`] never lies.
 //!
-//! The index is std's `HashMap`, whose random SipHash keys resist collision flooding. A
+//! The index is a `HashMap` keyed by a random foldhash seed (`crate::hashing`), so a peer
+//! cannot choose flow keys that collide. A
 //! one-entry cache of the last slot found saves the repeated lookups of one packet (the engine
 //! looks its flow up three or four times); it is checked against the slot's own key, so it
 //! never needs invalidating.
@@ -25,7 +26,7 @@
 use std::cell::Cell;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::collections::HashMap;
+use crate::hashing::HashMap;
 use std::net::IpAddr;
 
 use super::FlowKey;
@@ -125,13 +126,13 @@ impl<T> FlowTable<T> {
     /// An empty table with `limits`.
     pub fn new(limits: Limits) -> Self {
         Self {
-            index: HashMap::new(),
+            index: HashMap::default(),
             last: Cell::new(NIL),
             slots: Vec::new(),
             free: Vec::new(),
             tiers: [List::EMPTY; 3],
-            sources: HashMap::new(),
-            prefixes: HashMap::new(),
+            sources: HashMap::default(),
+            prefixes: HashMap::default(),
             timers: BinaryHeap::new(),
             limits: Limits {
                 max_flows: limits.max_flows.clamp(1, NIL as usize - 1),

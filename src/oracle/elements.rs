@@ -8,7 +8,7 @@
 //! expectations per control connection and control connections; elements leave at their
 //! expiry).
 
-use std::collections::HashMap;
+use crate::hashing::HashMap;
 use std::net::IpAddr;
 
 use super::expiring::Expiring;

@@ -10,7 +10,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::collections::HashMap;
+use crate::hashing::HashMap;
 use std::hash::Hash;
 
 use crate::time::Instant;
@@ -148,7 +148,7 @@ impl<K: Copy + Eq + Hash + Ord, V> Expiring<K, V> {
 impl<K, V> Default for Expiring<K, V> {
     fn default() -> Self {
         Self {
-            map: HashMap::new(),
+            map: HashMap::default(),
             heap: BinaryHeap::new(),
             next: Serial::default(),
         }
