@@ -11,8 +11,8 @@
 //!
 //! Both are counted (`shed_bytes`, `shed_lines`) and logged.
 
-use crate::flow::FlowKey;
 use crate::flow::Tracked;
+use crate::flow::table::At;
 use crate::flow::table::Tier;
 
 use super::Engine;
@@ -55,9 +55,9 @@ impl Budget {
 
 impl Engine {
     /// Past the budget, the connection that just grew sheds (see the module doc).
-    pub(super) fn enforce_budget(&mut self, key: FlowKey) {
+    pub(super) fn enforce_budget(&mut self, at: At) {
         let max = self.config.max_buffered_bytes;
-        let Some(Tracked::Reading(flow)) = self.flows.get_mut(&key) else {
+        let Some(Tracked::Reading(flow)) = self.flows.get_mut_at(at) else {
             return;
         };
         let tier = flow.tier();

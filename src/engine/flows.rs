@@ -12,6 +12,7 @@ use crate::flow::control::ControlFlow;
 use crate::flow::control::Outcome;
 use crate::flow::control::TcpState;
 use crate::flow::silent::Quiet;
+use crate::flow::table::At;
 use crate::flow::table::Displaced;
 use crate::flow::table::Tier;
 use crate::time::Duration;
@@ -100,7 +101,12 @@ impl Engine {
         segment: &Segment<'_>,
     ) -> Verdict {
         let (now, config) = (self.now, &self.config);
-        let Some(tracked) = self.flows.get_mut(&key) else {
+        // Looked up once: nothing below inserts or removes this flow (a touch may displace
+        // others, never the flow touched), so `at` stays valid to the end.
+        let Some(at) = self.flows.locate(&key) else {
+            return Verdict::Accept;
+        };
+        let Some(tracked) = self.flows.get_mut_at(at) else {
             return Verdict::Accept;
         };
         let tier_before = tracked.tier();
@@ -110,7 +116,7 @@ impl Engine {
                 let direction = control.direction_from(segment.src());
                 let closed = silent.handle_segment(direction, segment);
                 let (tier, deadline) = (silent.tier(), now + silent.idle_timeout(config));
-                if let Some((old_key, old, why)) = self.flows.touch(&key, tier, deadline) {
+                if let Some((old_key, old, why)) = self.flows.touch_at(at, tier, deadline) {
                     self.displaced(old_key, &old, why);
                 }
                 if closed {
@@ -140,8 +146,8 @@ impl Engine {
         if outcome.closed {
             self.revoke_all(key, Revocation::ControlClosed);
         }
-        self.enforce_budget(key);
-        self.settle(key, tier_before);
+        self.enforce_budget(at);
+        self.settle(key, at, tier_before);
         let unbuffered = outcome.receipt.unbuffered;
         self.outcome = outcome;
         if unbuffered {
@@ -160,30 +166,29 @@ impl Engine {
 
     /// After a segment: a flow no longer read becomes a tombstone; the flow moves to the tier
     /// it has earned, with the deadline of its new state.
-    fn settle(&mut self, key: FlowKey, tier_before: Tier) {
-        let Some(tracked) = self.flows.get_mut(&key) else {
+    fn settle(&mut self, key: FlowKey, at: At, tier_before: Tier) {
+        let Some(tracked) = self.flows.get_mut_at(at) else {
             return;
         };
+        let mut poisoned = false;
         if let Tracked::Reading(flow) = tracked {
             if let Some(silent) = flow.silenced() {
                 self.budget.release(flow.buffered(), flow.tier());
                 *tracked = Tracked::Silent(silent);
-                if silent.why() == Quiet::Poisoned {
-                    self.revoke_all(key, Revocation::NotFtp);
-                }
+                poisoned = silent.why() == Quiet::Poisoned;
             }
         }
-        let Some(tracked) = self.flows.get(&key) else {
-            return;
-        };
         let (tier, deadline) = (
             tracked.tier(),
             self.now + tracked.idle_timeout(&self.config),
         );
+        if poisoned {
+            self.revoke_all(key, Revocation::NotFtp);
+        }
         if tier_before != Tier::Proven && tier == Tier::Proven {
             self.stats.flows_proven += 1;
         }
-        if let Some((old_key, old, why)) = self.flows.touch(&key, tier, deadline) {
+        if let Some((old_key, old, why)) = self.flows.touch_at(at, tier, deadline) {
             self.displaced(old_key, &old, why);
         }
     }

@@ -16,9 +16,9 @@
 //! Does not own: which announcements become expectations (`policy`), nor the actions that tell
 //! the shell (the engine turns this table's answers into `Install` and `Remove`).
 
+use crate::hashing::HashMap;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use crate::hashing::HashMap;
 use std::net::IpAddr;
 
 use super::DataKey;

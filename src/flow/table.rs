@@ -23,10 +23,10 @@
 //! looks its flow up three or four times); it is checked against the slot's own key, so it
 //! never needs invalidating.
 
+use crate::hashing::HashMap;
 use std::cell::Cell;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use crate::hashing::HashMap;
 use std::net::IpAddr;
 
 use super::FlowKey;
@@ -65,6 +65,12 @@ pub enum Displaced {
     /// The table was full; this was the least recently active flow of the lowest tier.
     Evicted(Tier),
 }
+
+/// Where a flow sits in the table ([`FlowTable::locate`]): lets the caller look its flow up
+/// once per packet. It stays valid until a flow is inserted or removed (any flow: a slot may
+/// be reused); the `*_at` methods return `None` for a slot that was freed since.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct At(u32);
 
 /// A new unproven flow refused: its source prefix holds its cap. Nothing changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,6 +190,21 @@ impl<T> FlowTable<T> {
         self.slots[index as usize].value.as_ref()
     }
 
+    /// Where the flow under `key` sits, for the `*_at` methods.
+    pub fn locate(&self, key: &FlowKey) -> Option<At> {
+        self.find(key).map(At)
+    }
+
+    /// The flow at `at` (see [`At`] for how long it stays valid).
+    pub fn get_at(&self, at: At) -> Option<&T> {
+        self.slots.get(at.0 as usize)?.value.as_ref()
+    }
+
+    /// The flow at `at` (see [`At`] for how long it stays valid).
+    pub fn get_mut_at(&mut self, at: At) -> Option<&mut T> {
+        self.slots.get_mut(at.0 as usize)?.value.as_mut()
+    }
+
     /// The flow under `key` was active: it becomes the most recently active of `tier` (which
     /// may differ from its old tier), and its deadline moves to `deadline`. A flow that falls
     /// back to `Unproven` counts against its source's cap again: past it, the source's least
@@ -195,6 +216,32 @@ impl<T> FlowTable<T> {
         deadline: Instant,
     ) -> Option<(FlowKey, T, Displaced)> {
         let index = self.find(key)?;
+        self.touch_index(index, tier, deadline)
+    }
+
+    /// [`FlowTable::touch`] for the flow at `at`; nothing if that slot was freed since.
+    pub fn touch_at(
+        &mut self,
+        at: At,
+        tier: Tier,
+        deadline: Instant,
+    ) -> Option<(FlowKey, T, Displaced)> {
+        let live = self
+            .slots
+            .get(at.0 as usize)
+            .is_some_and(|slot| slot.value.is_some());
+        if !live {
+            return None;
+        }
+        self.touch_index(at.0, tier, deadline)
+    }
+
+    fn touch_index(
+        &mut self,
+        index: u32,
+        tier: Tier,
+        deadline: Instant,
+    ) -> Option<(FlowKey, T, Displaced)> {
         let (old_tier, source) = {
             let slot = &self.slots[index as usize];
             (slot.tier, slot.source)
@@ -207,9 +254,13 @@ impl<T> FlowTable<T> {
         } else {
             None
         };
-        self.unlink_all(index);
-        self.slots[index as usize].tier = tier;
-        self.link_all(index);
+        if tier == old_tier {
+            self.move_to_back(index, tier, source);
+        } else {
+            self.unlink_all(index);
+            self.slots[index as usize].tier = tier;
+            self.link_all(index);
+        }
         let slot = &mut self.slots[index as usize];
         slot.deadline = deadline;
         if deadline < slot.queued {
@@ -410,6 +461,28 @@ impl<T> FlowTable<T> {
                 if *count == 0 {
                     self.prefixes.remove(&prefix);
                 }
+            }
+        }
+    }
+
+    /// Move a slot that stays in `tier` to the tail of its lists (the per-prefix counts do
+    /// not change): what [`Self::unlink_all`] then [`Self::link_all`] would do, with one
+    /// lookup of its source's list instead of eight of the maps.
+    fn move_to_back(&mut self, index: u32, tier: Tier, source: IpAddr) {
+        let mut list = self.tiers[tier as usize];
+        if list.tail != index {
+            self.unlink(&mut list, index, Chain::Tier);
+            self.push_back(&mut list, index, Chain::Tier);
+            self.tiers[tier as usize] = list;
+        }
+        if tier == Tier::Unproven {
+            let Some(mut list) = self.sources.get(&source).copied() else {
+                return;
+            };
+            if list.tail != index {
+                self.unlink(&mut list, index, Chain::Source);
+                self.push_back(&mut list, index, Chain::Source);
+                self.sources.insert(source, list);
             }
         }
     }

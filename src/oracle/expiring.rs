@@ -8,9 +8,9 @@
 //! operations since the last). Does not own: what a deadline means, nor a bound on the number
 //! of entries (callers evict with [`Expiring::pop_earliest`]). Pure: time is a parameter.
 
+use crate::hashing::HashMap;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use crate::hashing::HashMap;
 use std::hash::Hash;
 
 use crate::time::Instant;

@@ -198,7 +198,7 @@ fn op() -> impl Strategy<Value = Op> {
 fn check(t: &ExpectationTable, now: u64) {
     let limits = t.limits();
     assert!(t.len() <= limits.total);
-    let mut per_client: HashMap<IpAddr, usize> = HashMap::new();
+    let mut per_client: HashMap<IpAddr, usize> = HashMap::default();
     for e in t.iter() {
         *per_client.entry(e.control.client.ip()).or_default() += 1;
         assert!(

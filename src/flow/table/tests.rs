@@ -128,6 +128,45 @@ fn a_source_past_its_cap_churns_only_its_own_unproven_flows() {
 }
 
 #[test]
+fn a_touch_within_its_tier_makes_a_flow_the_most_recent_of_its_tier_and_source() {
+    // Source cap 2: the source's least recently active unproven flow makes room.
+    let mut t = FlowTable::new(limits(100, 2, 0));
+    t.insert(key(2, 1), 1, Tier::Unproven, src(2), at(100))
+        .unwrap();
+    t.insert(key(2, 2), 2, Tier::Unproven, src(2), at(100))
+        .unwrap();
+    let at1 = t.locate(&key(2, 1)).unwrap();
+    assert!(t.touch_at(at1, Tier::Unproven, at(200)).is_none());
+    assert_eq!(t.get_at(at1), Some(&1));
+    let out = t
+        .insert(key(2, 3), 3, Tier::Unproven, src(2), at(100))
+        .unwrap();
+    assert_eq!(keys_of(&out), [(key(2, 2), Displaced::SourceCap)]);
+    check(&t);
+    // Full table: the least recently active of the lowest tier goes.
+    let mut t = FlowTable::new(limits(2, 0, 0));
+    t.insert(key(2, 1), 1, Tier::Proven, src(2), at(100))
+        .unwrap();
+    t.insert(key(3, 1), 2, Tier::Proven, src(3), at(100))
+        .unwrap();
+    t.touch(&key(2, 1), Tier::Proven, at(200));
+    let out = t
+        .insert(key(4, 1), 3, Tier::Proven, src(4), at(100))
+        .unwrap();
+    assert_eq!(
+        keys_of(&out),
+        [(key(3, 1), Displaced::Evicted(Tier::Proven))]
+    );
+    check(&t);
+    // A slot freed since it was located reads as gone.
+    let gone = t.locate(&key(4, 1)).unwrap();
+    t.remove(&key(4, 1));
+    assert_eq!(t.get_at(gone), None);
+    assert!(t.touch_at(gone, Tier::Proven, at(300)).is_none());
+    check(&t);
+}
+
+#[test]
 fn a_crowded_prefix_is_refused() {
     let mut t = FlowTable::new(limits(100, 0, 2));
     t.insert(key(2, 1), 1, Tier::Unproven, src(2), at(100))
@@ -256,7 +295,7 @@ fn check(t: &FlowTable<u32>) {
         assert_eq!(t.tiers[tier as usize].len, expected);
     }
     // Unproven counts per source and per prefix, and the source cap.
-    let mut per_source: HashMap<IpAddr, usize> = HashMap::new();
+    let mut per_source: HashMap<IpAddr, usize> = HashMap::default();
     for (_, slot) in live.iter().filter(|(_, s)| s.tier == Tier::Unproven) {
         *per_source.entry(slot.source).or_default() += 1;
     }
