@@ -91,10 +91,11 @@ fn replay_file<W: Write>(
         summary,
         write,
     };
-    let mut buf = Vec::new();
     loop {
-        match reader.next_packet(&mut buf) {
-            Ok(Some(meta)) => replay.record(meta.timestamp, ip_datagram(meta.link, &buf).ok())?,
+        match reader.next_record() {
+            Ok(Some((meta, frame))) => {
+                replay.record(meta.timestamp, ip_datagram(meta.link, frame).ok())?;
+            }
             Ok(None) => break,
             Err(error) => {
                 replay.summary.file_errors += 1;

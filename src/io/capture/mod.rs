@@ -45,6 +45,8 @@ pub struct CaptureReader {
     packets_read: u64,
     /// The error that stopped the reader; returned again by every later call.
     failed: Option<CaptureError>,
+    /// The packet of a pcapng block (pcap records are lent from the read buffer).
+    scratch: Vec<u8>,
 }
 
 /// What the reader reports with each packet.
@@ -89,6 +91,7 @@ impl CaptureReader {
             format,
             packets_read: 0,
             failed: None,
+            scratch: Vec::new(),
         })
     }
 
@@ -96,22 +99,39 @@ impl CaptureReader {
     /// `Ok(None)` at a clean end of file. After an error, every later call returns it again.
     pub fn next_packet(&mut self, buf: &mut Vec<u8>) -> Result<Option<PacketMeta>, CaptureError> {
         buf.clear();
+        let Some((meta, data)) = self.next_record()? else {
+            return Ok(None);
+        };
+        buf.extend_from_slice(data);
+        Ok(Some(meta))
+    }
+
+    /// [`CaptureReader::next_packet`] without the copy: the packet's bytes are lent until the
+    /// next call (a pcap record straight from the read buffer).
+    pub fn next_record(&mut self) -> Result<Option<(PacketMeta, &[u8])>, CaptureError> {
         if let Some(error) = &self.failed {
             return Err(error.clone());
         }
         let result = match &mut self.format {
-            Format::Pcap(file) => file.next(&mut self.source, buf),
-            Format::PcapNg(file) => file.next(&mut self.source, buf),
+            Format::Pcap(file) => file.next(&mut self.source),
+            Format::PcapNg(file) => {
+                let scratch = &mut self.scratch;
+                scratch.clear();
+                file.next(&mut self.source, scratch)
+                    .map(|meta| meta.map(|meta| (meta, &scratch[..])))
+            }
         };
-        match &result {
-            Ok(Some(_)) => self.packets_read += 1,
-            Ok(None) => {}
+        match result {
+            Ok(Some(record)) => {
+                self.packets_read += 1;
+                Ok(Some(record))
+            }
+            Ok(None) => Ok(None),
             Err(error) => {
-                buf.clear();
                 self.failed = Some(error.clone());
+                Err(error)
             }
         }
-        result
     }
 
     /// How many packet records were returned so far.

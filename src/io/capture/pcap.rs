@@ -80,34 +80,67 @@ impl PcapFile {
         })
     }
 
-    /// The next packet record, its data in `buf`; `Ok(None)` at a clean end of file.
-    pub(super) fn next(
+    /// The next packet record, its data a slice of `source`'s buffer (neither zero-filled nor
+    /// copied); `Ok(None)` at a clean end of file.
+    pub(super) fn next<'s>(
         &self,
-        source: &mut Source,
-        buf: &mut Vec<u8>,
-    ) -> Result<Option<PacketMeta>, CaptureError> {
+        source: &'s mut Source,
+    ) -> Result<Option<(PacketMeta, &'s [u8])>, CaptureError> {
+        if let Some((meta, len)) = self.buffered_record(source.buffered()) {
+            let record = source.take_buffered(len);
+            return Ok(Some((
+                meta,
+                record.get(self.record_header_len..).unwrap_or_default(),
+            )));
+        }
         let start = source.offset();
         let mut head = [0; MODIFIED_RECORD_HEADER_LEN];
-        let head = &mut head[..self.record_header_len];
-        if !source.read_head(head, Record::Packet)? {
-            return Ok(None);
+        let head_len = self.record_header_len;
+        let record = Record::Packet;
+        match source.record(head_len, start, record, head_len as u64)? {
+            Some(bytes) => head[..head_len].copy_from_slice(bytes),
+            None => return Ok(None),
         }
-        let captured_len = self.endian.u32_at(head, 8);
+        let captured_len = self.endian.u32_at(&head, 8);
         if captured_len > MAX_PACKET {
             let kind = CaptureErrorKind::too_long(Record::Packet, captured_len, MAX_PACKET);
             return Err(source.error(start, kind));
         }
-        buf.resize(captured_len as usize, 0);
-        let total = (head.len() as u64) + u64::from(captured_len);
-        source.read_rest(buf, start, Record::Packet, total)?;
-        let timestamp = self.timestamp(self.endian.u32_at(head, 0), self.endian.u32_at(head, 4));
-        let original_len = self.endian.u32_at(head, 12);
-        Ok(Some(PacketMeta {
+        let timestamp = self.timestamp(self.endian.u32_at(&head, 0), self.endian.u32_at(&head, 4));
+        let original_len = self.endian.u32_at(&head, 12);
+        let meta = PacketMeta {
             timestamp,
             link: self.link,
             captured_len,
             original_len,
-        }))
+        };
+        let total = head_len as u64 + u64::from(captured_len);
+        let data = source.record(captured_len as usize, start, record, total)?;
+        // Not the record's start: a file that ends here is an error, never `None`.
+        let data = data.unwrap_or_default();
+        Ok(Some((meta, data)))
+    }
+
+    /// The fast path of [`PcapFile::next`]: a whole, valid record at the front of `buffered`,
+    /// its metadata and its length with the header. `None` for anything else (too short, or
+    /// too long a record: the slow path reads more or reports the error).
+    fn buffered_record(&self, buffered: &[u8]) -> Option<(PacketMeta, usize)> {
+        let head = buffered.get(..RECORD_HEADER_LEN)?;
+        let captured_len = self.endian.u32_at(head, 8);
+        if captured_len > MAX_PACKET {
+            return None;
+        }
+        let len = self.record_header_len + captured_len as usize;
+        if buffered.len() < len {
+            return None;
+        }
+        let meta = PacketMeta {
+            timestamp: self.timestamp(self.endian.u32_at(head, 0), self.endian.u32_at(head, 4)),
+            link: self.link,
+            captured_len,
+            original_len: self.endian.u32_at(head, 12),
+        };
+        Some((meta, len))
     }
 
     /// Seconds plus a micro- or nanosecond fraction (truncated to microseconds).

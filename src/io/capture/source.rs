@@ -1,24 +1,31 @@
 //! The byte stream under a capture reader: buffered reads that keep count of the file offset.
 //!
 //! Owns: reading whole headers, records and blocks or reporting exactly how much of them the
-//! file still had; skipping; byte-order decoding. Does not own: what the bytes mean (the pcap
-//! and pcapng modules decide that).
+//! file still had; skipping; byte-order decoding; handing out a whole record as a slice of its
+//! own buffer ([`Source::record`]), so the packets of a pcap file are neither zero-filled nor
+//! copied. Does not own: what the bytes mean (the pcap and pcapng modules decide that).
 
 use std::io;
-use std::io::BufReader;
 use std::io::Read;
 
 use super::error::CaptureError;
 use super::error::CaptureErrorKind;
 use super::error::Record;
 
-/// How much the buffered reader asks of the OS at a time.
+/// How much the reader asks of the OS at a time (the buffer grows past it only to hold a
+/// record longer than that, up to the record cap).
 const READ_BUFFER: usize = 64 * 1024;
 
 /// A capture file being read front to back.
 pub(super) struct Source {
     name: String,
-    reader: BufReader<Box<dyn Read + Send>>,
+    reader: Box<dyn Read + Send>,
+    /// Bytes read from the file and not yet consumed: `buf[pos..end]`.
+    buf: Vec<u8>,
+    pos: usize,
+    end: usize,
+    /// True once the reader returned end of file.
+    eof: bool,
     offset: u64,
 }
 
@@ -31,10 +38,13 @@ pub(super) enum Endian {
 
 impl Source {
     pub(super) fn new(name: &str, reader: Box<dyn Read + Send>) -> Self {
-        let reader = BufReader::with_capacity(READ_BUFFER, reader);
         Self {
             name: name.to_owned(),
             reader,
+            buf: vec![0; READ_BUFFER],
+            pos: 0,
+            end: 0,
+            eof: false,
             offset: 0,
         }
     }
@@ -88,14 +98,93 @@ impl Source {
         record: Record,
         total: u64,
     ) -> Result<(), CaptureError> {
-        let mut limited = (&mut self.reader).take(count);
-        let skipped = io::copy(&mut limited, &mut io::sink());
-        let skipped = skipped.map_err(|e| CaptureError::io(&self.name, start, &e))?;
-        self.offset += skipped;
+        let buffered = (self.end - self.pos) as u64;
+        let from_buffer = buffered.min(count);
+        // `from_buffer` is at most `end - pos`, a usize.
+        self.consume(from_buffer as usize);
+        let mut skipped = from_buffer;
+        if skipped < count && !self.eof {
+            let mut limited = (&mut self.reader).take(count - skipped);
+            let more = io::copy(&mut limited, &mut io::sink());
+            let more = more.map_err(|e| CaptureError::io(&self.name, start, &e))?;
+            self.offset += more;
+            skipped += more;
+        }
         if skipped < count {
             return Err(self.truncated(start, record, total, self.offset - start));
         }
         Ok(())
+    }
+
+    /// The next `len` bytes of the record of `total` bytes that began at `start`, as a slice
+    /// of the buffer (consumed: neither zero-filled nor copied). `Ok(None)` when the file ends
+    /// cleanly where the record would begin; an error when it ends inside it.
+    pub(super) fn record(
+        &mut self,
+        len: usize,
+        start: u64,
+        record: Record,
+        total: u64,
+    ) -> Result<Option<&[u8]>, CaptureError> {
+        let available = self.ensure(len, start)?;
+        if available < len {
+            if available == 0 && self.offset == start {
+                return Ok(None);
+            }
+            self.consume(available);
+            return Err(self.truncated(start, record, total, self.offset - start));
+        }
+        let at = self.pos;
+        self.consume(len);
+        Ok(Some(&self.buf[at..at + len]))
+    }
+
+    /// The bytes read from the file and not consumed yet (possibly none: see
+    /// [`Source::record`] to read more).
+    pub(super) fn buffered(&self) -> &[u8] {
+        &self.buf[self.pos..self.end]
+    }
+
+    /// Consume the next `len` buffered bytes and return them; `len` must be at most
+    /// `buffered().len()` (fewer are returned otherwise).
+    pub(super) fn take_buffered(&mut self, len: usize) -> &[u8] {
+        let len = len.min(self.end - self.pos);
+        let at = self.pos;
+        self.consume(len);
+        &self.buf[at..at + len]
+    }
+
+    fn consume(&mut self, count: usize) {
+        self.pos += count;
+        self.offset += count as u64;
+    }
+
+    /// Makes at least `len` bytes buffered (fewer only at the end of the file); returns how
+    /// many are.
+    fn ensure(&mut self, len: usize, start: u64) -> Result<usize, CaptureError> {
+        if self.end - self.pos >= len || self.eof {
+            return Ok(self.end - self.pos);
+        }
+        if self.buf.len() - self.pos < len {
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.end -= self.pos;
+            self.pos = 0;
+            if self.buf.len() < len {
+                self.buf.resize(len, 0);
+            }
+        }
+        while self.end - self.pos < len {
+            match self.reader.read(&mut self.buf[self.end..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    break;
+                }
+                Ok(n) => self.end += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(CaptureError::io(&self.name, start, &e)),
+            }
+        }
+        Ok(self.end - self.pos)
     }
 
     fn truncated(&self, start: u64, record: Record, needed: u64, available: u64) -> CaptureError {
@@ -111,9 +200,17 @@ impl Source {
 
     /// Fills `buf` as far as the file allows; fewer bytes only at the end of the file.
     fn fill(&mut self, buf: &mut [u8], start: u64) -> Result<usize, CaptureError> {
-        let got =
-            fill(&mut self.reader, buf).map_err(|e| CaptureError::io(&self.name, start, &e))?;
-        self.offset += got as u64;
+        let mut got = 0;
+        while got < buf.len() {
+            let want = (buf.len() - got).min(READ_BUFFER);
+            let available = self.ensure(want, start)?.min(want);
+            if available == 0 {
+                break;
+            }
+            buf[got..got + available].copy_from_slice(&self.buf[self.pos..self.pos + available]);
+            self.consume(available);
+            got += available;
+        }
         Ok(got)
     }
 }
@@ -199,6 +296,35 @@ mod tests {
         };
         assert_eq!(error.kind(), &expected);
         assert_eq!(source.read_head(&mut head, Record::Packet), Ok(false));
+    }
+
+    #[test]
+    fn records_are_lent_whole_even_past_the_buffer_size() {
+        let big = READ_BUFFER + 1000;
+        let bytes: Vec<u8> = (0..2 * big + 10).map(|i| (i % 251) as u8).collect();
+        let mut source = Source::new("t", Box::new(Trickle(Cursor::new(bytes.clone()))));
+        let first = source.record(10, 0, Record::Packet, 10).unwrap().unwrap();
+        assert_eq!(first, &bytes[..10]);
+        let second = source.record(big, 10, Record::Packet, big as u64);
+        assert_eq!(second.unwrap().unwrap(), &bytes[10..10 + big]);
+        assert!(source.buffered().len() <= bytes.len() - 10 - big);
+        let start = source.offset();
+        let error = source
+            .record(big + 1, start, Record::Packet, big as u64 + 1)
+            .expect_err("one byte short");
+        let expected = CaptureErrorKind::Truncated {
+            record: Record::Packet,
+            needed: big as u64 + 1,
+            available: big as u64,
+        };
+        assert_eq!(error.kind(), &expected);
+        assert_eq!(error.offset(), start);
+        let end = source.offset();
+        assert_eq!(
+            source.record(4, end, Record::Packet, 4),
+            Ok(None),
+            "a clean end"
+        );
     }
 
     #[test]
