@@ -90,6 +90,15 @@ impl Engine {
         self.stats.packets += 1;
         self.installed_now.clear();
         self.expire_expectations();
+        match wire::peek(datagram) {
+            wire::Peek::Other => return self.ignore(),
+            wire::Peek::Tcp(src, dst)
+                if !self.config.is_control_port(dst) && !self.config.is_control_port(src) =>
+            {
+                return self.ignore();
+            }
+            wire::Peek::Tcp(..) | wire::Peek::Unsure => {}
+        }
         let segment = match wire::parse(datagram) {
             Ok(Datagram::Tcp(segment)) => segment,
             Ok(Datagram::Other(_)) => return self.ignore(),

@@ -16,8 +16,10 @@ pub use rewrite::SegmentEdit;
 pub use rewrite::rewrite_segment;
 pub use segment::Control;
 pub use segment::Datagram;
+pub use segment::Peek;
 pub use segment::Segment;
 pub use segment::parse;
+pub use segment::peek;
 pub use seq::SeqNumber;
 pub use tcp::TcpPacket;
 

@@ -81,6 +81,50 @@ pub fn parse(datagram: &[u8]) -> Result<Datagram<'_>, Error> {
     }))
 }
 
+/// What [`peek`] could tell without parsing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peek {
+    /// [`parse`] would return `Ok(Datagram::Other(_))`.
+    Other,
+    /// [`parse`] would return a TCP segment with these source and destination ports.
+    Tcp(u16, u16),
+    /// Anything else: IPv6, IPv4 with options, cut short, a fragment, a malformed header.
+    /// [`parse`] decides.
+    Unsure,
+}
+
+/// The cheap check before [`parse`]: the common plain IPv4 datagram (no options, whole, not a
+/// fragment, a sound TCP header) read from fixed offsets, so that the many datagrams that are
+/// not on a control port need no full parse. Never claims what [`parse`] would not return.
+pub fn peek(datagram: &[u8]) -> Peek {
+    const PLAIN_V4: u8 = 0x45;
+    const IPV4_LEN: usize = 20;
+    let Some(ip) = datagram.get(..IPV4_LEN) else {
+        return Peek::Unsure;
+    };
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    // Bytes 6-7: reserved bit, DF, MF, then the 13-bit fragment offset.
+    let fragment = u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0;
+    if ip[0] != PLAIN_V4 || total != datagram.len() || fragment {
+        return Peek::Unsure;
+    }
+    if ip[9] != IpNumber::TCP.0 {
+        return Peek::Other;
+    }
+    let Some(tcp) = datagram.get(IPV4_LEN..IPV4_LEN + 20) else {
+        return Peek::Unsure;
+    };
+    let header_len = usize::from(tcp[12] >> 4) * 4;
+    let flags = tcp[13] & 0x07; // FIN, SYN, RST: at most one (see `control`)
+    if header_len < 20 || IPV4_LEN + header_len > total || flags & flags.wrapping_sub(1) != 0 {
+        return Peek::Unsure;
+    }
+    Peek::Tcp(
+        u16::from_be_bytes([tcp[0], tcp[1]]),
+        u16::from_be_bytes([tcp[2], tcp[3]]),
+    )
+}
+
 impl<'a> Segment<'a> {
     /// The sender's address and port.
     pub fn src(&self) -> SocketAddr {
@@ -275,6 +319,45 @@ mod tests {
             Error::MalformedIp("header")
         );
         assert!(parse(&bytes[..30]).is_err());
+    }
+
+    /// `peek` never claims what `parse` would not say, over every prefix and every single-byte
+    /// change of a few datagrams (and it is sure of the plain ones).
+    #[test]
+    fn peek_agrees_with_parse() {
+        let udp = {
+            let builder = PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64).udp(53, 5353);
+            let mut out = Vec::new();
+            builder.write(&mut out, b"query").expect("in-memory write");
+            out
+        };
+        let plain = v4_segment(b"PASV\r\n");
+        assert_eq!(peek(&plain), Peek::Tcp(40000, 21));
+        assert_eq!(peek(&udp), Peek::Other);
+        for bytes in [plain, v4_segment(b""), udp] {
+            for end in 0..=bytes.len() {
+                check_peek(&bytes[..end]);
+            }
+            for at in 0..bytes.len() {
+                for value in [
+                    0x00, 0x01, 0x02, 0x03, 0x05, 0x07, 0x20, 0x40, 0x45, 0x46, 0x50, 0x80, 0xff,
+                ] {
+                    let mut changed = bytes.clone();
+                    changed[at] = value;
+                    check_peek(&changed);
+                }
+            }
+        }
+    }
+
+    fn check_peek(bytes: &[u8]) {
+        match (peek(bytes), parse(bytes)) {
+            (Peek::Unsure, _) | (Peek::Other, Ok(Datagram::Other(_))) => {}
+            (Peek::Tcp(src, dst), Ok(Datagram::Tcp(segment))) => {
+                assert_eq!((src, dst), (segment.src().port(), segment.dst().port()));
+            }
+            (peeked, parsed) => panic!("{bytes:?}: peek {peeked:?}, parse {parsed:?}"),
+        }
     }
 
     #[test]
