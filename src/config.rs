@@ -206,6 +206,7 @@ impl Config {
     }
 
     /// True if `port` carries FTP control connections.
+    #[inline]
     pub fn is_control_port(&self, port: u16) -> bool {
         self.control_ports.contains(&port)
     }
