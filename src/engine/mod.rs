@@ -129,6 +129,12 @@ impl Engine {
         self.actions.pop_front()
     }
 
+    /// True when actions are queued for [`Engine::poll_action`].
+    #[must_use]
+    pub fn has_actions(&self) -> bool {
+        !self.actions.is_empty()
+    }
+
     /// When [`Engine::handle_timeout`] should next be called, if ever.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {

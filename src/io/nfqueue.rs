@@ -52,6 +52,7 @@ use crate::io::netlink::consts::NFQNL_COPY_PACKET;
 use crate::io::netlink::consts::NFQNL_MSG_CONFIG;
 use crate::io::netlink::consts::NFQNL_MSG_PACKET;
 use crate::io::netlink::consts::NFQNL_MSG_VERDICT;
+use crate::io::netlink::consts::NFQNL_MSG_VERDICT_BATCH;
 use crate::io::netlink::consts::NLM_F_ACK;
 use crate::io::netlink::consts::NLM_F_REQUEST;
 use crate::io::netlink::consts::nfnl_type;
@@ -214,6 +215,21 @@ impl Queue {
         self.send_verdict(id, code, None)
     }
 
+    /// Accept every packet of this queue still waiting for its verdict whose id is at most
+    /// `id`, in one message (`NFQNL_MSG_VERDICT_BATCH`). The caller must know that each of
+    /// them is to be accepted as it is: the kernel releases them all.
+    pub fn accept_through(&mut self, id: u32) -> io::Result<()> {
+        let seq = self.socket.next_seq();
+        let verdict = Verdict {
+            kind: NFQNL_MSG_VERDICT_BATCH,
+            id,
+            code: NF_ACCEPT,
+        };
+        verdict_message(&mut self.writer, self.number, seq, verdict, None)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        self.socket.send(self.writer.as_bytes()).map_err(into_io)
+    }
+
     /// Accept packet `id` with `payload` in place of its bytes (the whole packet from the
     /// network header; its checksums must be right, the kernel re-verifies them). Never
     /// do this for a [`Packet::truncated`] packet.
@@ -248,7 +264,12 @@ impl Queue {
 
     fn send_verdict(&mut self, id: u32, code: u32, payload: Option<&[u8]>) -> io::Result<()> {
         let seq = self.socket.next_seq();
-        verdict_message(&mut self.writer, self.number, seq, (id, code), payload)
+        let verdict = Verdict {
+            kind: NFQNL_MSG_VERDICT,
+            id,
+            code,
+        };
+        verdict_message(&mut self.writer, self.number, seq, verdict, payload)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         self.socket.send(self.writer.as_bytes()).map_err(into_io)
     }
@@ -423,25 +444,35 @@ fn config_message(
     w.finish(message)
 }
 
-/// Write a verdict message for `(id, code)`, with an optional new payload.
+/// A verdict message's kind (`NFQNL_MSG_VERDICT` or `NFQNL_MSG_VERDICT_BATCH`), packet id
+/// and verdict code.
+#[derive(Debug, Clone, Copy)]
+struct Verdict {
+    kind: u16,
+    id: u32,
+    code: u32,
+}
+
+/// Write a verdict message, with an optional new payload.
 fn verdict_message(
     w: &mut Writer,
     queue: u16,
     seq: u32,
-    (id, code): (u32, u32),
+    Verdict { kind, id, code }: Verdict,
     payload: Option<&[u8]>,
 ) -> Result<(), netlink::Error> {
     w.clear();
     let message = w.begin(Header {
-        kind: nfnl_type(NFNL_SUBSYS_QUEUE, NFQNL_MSG_VERDICT),
+        kind: nfnl_type(NFNL_SUBSYS_QUEUE, kind),
         flags: NLM_F_REQUEST,
         seq,
         family: NFPROTO_UNSPEC,
         res_id: queue,
     });
     // struct nfqnl_msg_verdict_hdr: be32 verdict, be32 id.
-    let mut header = code.to_be_bytes().to_vec();
-    header.extend_from_slice(&id.to_be_bytes());
+    let mut header = [0; 8];
+    header[..4].copy_from_slice(&code.to_be_bytes());
+    header[4..].copy_from_slice(&id.to_be_bytes());
     w.attr(NFQA_VERDICT_HDR, &header)?;
     if let Some(payload) = payload {
         w.attr(NFQA_PAYLOAD, payload)?;

@@ -45,6 +45,9 @@ pub struct Applier {
     /// update until the operator acts): one error line when they start, then at most one
     /// per [`FAULT_LINE_PERIOD`], and one line when updates work again.
     fault: Fault,
+    /// The actions applied whose log lines are not written yet ([`Applier::write_log`]), with
+    /// when they were applied.
+    unlogged: Vec<(Instant, Action)>,
 }
 
 /// How often an ongoing backend failure is logged again.
@@ -97,22 +100,33 @@ impl Applier {
                 failed_installs: 0,
                 failed_removals: 0,
             },
+            unlogged: Vec::new(),
         }
     }
 
-    /// Drain `engine`'s actions into the log and `backend`, as one net change. False if an
-    /// installation failed: the engine has then withdrawn it, and the removal that makes
-    /// sure the kernel does not hold it either has been carried out too.
+    /// Drain `engine`'s actions into `backend`, as one net change, and keep their log lines
+    /// for [`Applier::write_log`] (the worker writes them after the packet's verdict, so the
+    /// packet does not wait for them; lines still unwritten from an earlier call are written
+    /// first). False if an installation failed: the engine has then withdrawn it, and the
+    /// removal that makes sure the kernel does not hold it either has been carried out too.
     pub fn apply(&mut self, engine: &mut Engine, backend: &mut dyn Backend, now: Instant) -> bool {
+        self.write_log();
         let mut ok = true;
         // At most twice: after a failed install the engine queues only removals.
         for _ in 0..2 {
             self.delta.clear();
             while let Some(action) = engine.poll_action() {
-                self.log_action(now, &action);
                 self.delta.push(&action);
-                if let Action::Release(release) = action {
-                    self.releases.push(release);
+                let logged = log::log_enabled!(logline::level(&action));
+                match action {
+                    Action::Release(release) => {
+                        if logged {
+                            self.unlogged.push((now, Action::Release(release.clone())));
+                        }
+                        self.releases.push(release);
+                    }
+                    action if logged => self.unlogged.push((now, action)),
+                    _ => {}
                 }
             }
             if self.delta.is_empty() {
@@ -126,6 +140,19 @@ impl Applier {
             engine.handle_install_error(now, &failed);
         }
         ok
+    }
+
+    /// Write the log lines of the actions applied so far (one per action, within the log
+    /// budget), in the order they were applied.
+    pub fn write_log(&mut self) {
+        if self.unlogged.is_empty() {
+            return;
+        }
+        let mut lines = std::mem::take(&mut self.unlogged);
+        for (now, action) in lines.drain(..) {
+            self.log_action(now, &action);
+        }
+        self.unlogged = lines;
     }
 
     /// The held datagrams let go by the actions applied so far (oldest first).
@@ -173,6 +200,10 @@ impl Applier {
         }
         self.counters.removed += count(removals.len());
         let removals_ok = remove_error.is_none();
+        if remove_error.is_some() || install_error.is_some() {
+            // The lines of the actions that failed come before the error's.
+            self.write_log();
+        }
         if let Some(error) = remove_error {
             self.counters.remove_errors += count(removals.len());
             self.counters.netlink_timeouts += u64::from(error.is_timeout());
@@ -190,6 +221,7 @@ impl Applier {
                 true
             };
             if recovered && self.fault.ongoing() {
+                self.write_log();
                 self.fault_ended();
             }
             return Vec::new();
@@ -230,7 +262,7 @@ impl Applier {
     }
 
     /// One line per action, within the log budget (peers must not flood the log). A line is
-    /// formatted only when its level is enabled.
+    /// formatted only when its level is enabled (checked again: `apply` kept only those).
     fn log_action(&mut self, now: Instant, action: &Action) {
         let level = logline::level(action);
         if !log::log_enabled!(level) {

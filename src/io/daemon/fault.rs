@@ -88,6 +88,10 @@ impl<S: PacketSource> PacketSource for Faulty<S> {
         self.inner.verdict(id, verdict)
     }
 
+    fn accept_through(&mut self, id: u32) -> io::Result<()> {
+        self.inner.accept_through(id)
+    }
+
     fn release_rewritten(&mut self, id: u32, datagram: &[u8]) -> io::Result<()> {
         self.inner.release_rewritten(id, datagram)
     }

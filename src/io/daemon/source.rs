@@ -30,6 +30,9 @@ pub trait PacketSource {
     /// Release or drop packet `id` as it is (`Verdict::Accept` or `Verdict::Drop`; the worker
     /// resolves the other verdicts into these or [`PacketSource::release_rewritten`]).
     fn verdict(&mut self, id: u32, verdict: Verdict) -> io::Result<()>;
+    /// Accept, as they are, every packet still waiting whose id is at most `id` (one batch
+    /// verdict). Only for a run of packets all to be accepted as they came.
+    fn accept_through(&mut self, id: u32) -> io::Result<()>;
     /// Release packet `id` with `datagram` in its place (rewritten for NAT).
     fn release_rewritten(&mut self, id: u32, datagram: &[u8]) -> io::Result<()>;
     /// A descriptor that polls readable when a packet is waiting.
@@ -57,6 +60,10 @@ impl PacketSource for nfqueue::Queue {
             }
         };
         Self::verdict(self, id, verdict)
+    }
+
+    fn accept_through(&mut self, id: u32) -> io::Result<()> {
+        Self::accept_through(self, id)
     }
 
     fn release_rewritten(&mut self, id: u32, datagram: &[u8]) -> io::Result<()> {

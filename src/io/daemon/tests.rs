@@ -47,6 +47,8 @@ pub(super) struct FakeQueue {
     fd: UnixStream,
     /// What the kernel's loss counters say (None: no such counters).
     pub(super) kernel: Option<KernelCounters>,
+    /// What `try_recv` hands out, oldest first.
+    inbox: std::collections::VecDeque<QueuedPacket>,
 }
 
 impl FakeQueue {
@@ -56,6 +58,15 @@ impl FakeQueue {
             journal: Journal::default(),
             fd: UnixStream::pair().unwrap().0,
             kernel: None,
+            inbox: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// A queue writing to `journal`.
+    fn new_with(journal: Journal) -> Self {
+        Self {
+            journal,
+            ..Self::new()
         }
     }
 
@@ -71,7 +82,7 @@ impl FakeQueue {
 
 impl PacketSource for FakeQueue {
     fn try_recv(&mut self) -> std::io::Result<Option<QueuedPacket>> {
-        Ok(None)
+        Ok(self.inbox.pop_front())
     }
 
     fn verdict(&mut self, id: u32, verdict: Verdict) -> std::io::Result<()> {
@@ -79,6 +90,14 @@ impl PacketSource for FakeQueue {
             .lock()
             .unwrap()
             .push(format!("verdict {id} {verdict:?}"));
+        Ok(())
+    }
+
+    fn accept_through(&mut self, id: u32) -> std::io::Result<()> {
+        self.journal
+            .lock()
+            .unwrap()
+            .push(format!("verdicts through {id} Accept"));
         Ok(())
     }
 
@@ -169,6 +188,7 @@ fn rig(fail: bool) -> (Worker, FakeQueue, Journal) {
         journal: journal.clone(),
         fd: UnixStream::pair().unwrap().0,
         kernel: None,
+        inbox: std::collections::VecDeque::new(),
     };
     (worker, queue, journal)
 }
@@ -407,6 +427,149 @@ fn shutdown_removes_live_pinholes_when_asked() {
     );
 }
 
+/// A worker translating with conntrack (faked: the client appears as 203.0.113.77).
+fn nat_rig() -> (Worker, FakeQueue, Journal) {
+    let journal = Journal::default();
+    let backend = FakeBackend {
+        journal: journal.clone(),
+        fail: false,
+    };
+    let config = Config {
+        nat: crate::config::Nat {
+            mode: crate::config::NatMode::Conntrack(crate::nat::NatMap::default()),
+            ..crate::config::Nat::default()
+        },
+        ..Config::default()
+    };
+    let worker = Worker::new(
+        "queue 0".into(),
+        Engine::new(config),
+        Box::new(backend),
+        settings(),
+        Clock::start(),
+    )
+    .with_translations(Box::new(FakeConntrack {
+        public: "203.0.113.77".parse().unwrap(),
+        lookups: Arc::new(Mutex::new(0)),
+    }));
+    let queue = FakeQueue::new_with(journal.clone());
+    (worker, queue, journal)
+}
+
+// ---- batched verdicts: one receive round -------------------------------------------------
+
+/// Queue `packets` (ids from `first`) and let the worker take them in one receive round.
+fn burst(worker: &mut Worker, queue: &mut FakeQueue, packets: &[Vec<u8>], first: u32) {
+    for (n, bytes) in packets.iter().enumerate() {
+        queue.inbox.push_back(QueuedPacket {
+            id: first + u32::try_from(n).unwrap(),
+            payload: bytes.clone(),
+            truncated: false,
+        });
+    }
+    worker.receive_all(queue).unwrap();
+}
+
+#[test]
+fn a_burst_of_plain_accepts_gets_one_batch_verdict_split_around_each_backend_call() {
+    let (mut worker, mut queue, journal) = rig(false);
+    burst(&mut worker, &mut queue, &passive_session(), 0);
+    let journal = journal.lock().unwrap().clone();
+    // SYN, SYN-ACK, ACK, 220, PASV wait together; they go before the 227's install (a
+    // backend call), the 227 only after its pinhole is acknowledged; the 226's removal
+    // splits the rest; the round's end gives the last ones.
+    assert_eq!(
+        journal,
+        [
+            "verdicts through 4 Accept",
+            "install tcp 198.51.100.2 -> 203.0.113.2:50000 30s",
+            "verdicts through 6 Accept",
+            "remove tcp 198.51.100.2 -> 203.0.113.2:50000",
+            "verdicts through 8 Accept",
+        ],
+        "{journal:?}"
+    );
+    assert_eq!(worker.counters().accepted, 9);
+    assert_eq!(worker.counters().verdict_errors, 0);
+}
+
+#[test]
+fn a_single_waiting_accept_gets_a_plain_verdict() {
+    let (mut worker, mut queue, journal) = rig(false);
+    let packets = passive_session();
+    burst(&mut worker, &mut queue, &packets[..1], 7);
+    assert_eq!(*journal.lock().unwrap(), ["verdict 7 Accept"]);
+}
+
+#[test]
+fn a_drop_in_a_burst_is_given_after_the_accepts_before_it() {
+    let (mut worker, mut queue, journal) = rig(true);
+    burst(&mut worker, &mut queue, &passive_session(), 0);
+    let journal = journal.lock().unwrap().clone();
+    // The install fails: the 227 is dropped (on_install_error), in order, never batched.
+    assert_eq!(journal[0], "verdicts through 4 Accept", "{journal:?}");
+    assert_eq!(
+        journal[1], "install tcp 198.51.100.2 -> 203.0.113.2:50000 30s",
+        "{journal:?}"
+    );
+    let drop = journal.iter().position(|e| e == "verdict 5 Drop");
+    let drop = drop.unwrap_or_else(|| panic!("no drop in {journal:?}"));
+    assert!(
+        journal[drop + 1..]
+            .iter()
+            .filter(|e| e.starts_with("verdict"))
+            .all(|e| !e.contains(" 5 ")),
+        "{journal:?}"
+    );
+    assert_eq!(journal.last().unwrap(), "verdicts through 8 Accept");
+    assert_eq!(worker.counters().dropped, 1);
+    assert_eq!(worker.counters().accepted, 8);
+}
+
+#[test]
+fn no_batch_verdict_while_a_packet_is_held() {
+    let (mut worker, mut queue, journal) = nat_rig();
+    let mut c = Conversation::new(
+        "192.0.2.2:40000".parse().unwrap(),
+        "198.51.100.2:21".parse().unwrap(),
+    );
+    c.login()
+        .send_split(Side::Client, b"PORT 192,0,2,2,19,136\r\n", &[10]);
+    let ftp: Vec<Vec<u8>> = c.take_packets().into_iter().map(|p| p.bytes).collect();
+    // Another connection's packets (not FTP: plain accepts) while the first part is held.
+    let mut web = Conversation::new(
+        "192.0.2.3:40001".parse().unwrap(),
+        "198.51.100.2:80".parse().unwrap(),
+    );
+    web.handshake()
+        .send(Side::Client, b"GET /\r\n")
+        .send(Side::Server, b"ok\r\n");
+    let web: Vec<Vec<u8>> = web.take_packets().into_iter().map(|p| p.bytes).collect();
+    let n = ftp.len();
+    let held = u32::try_from(n - 2).unwrap();
+    let mut packets = ftp[..n - 1].to_vec();
+    packets.extend_from_slice(&web[..3]);
+    packets.push(ftp[n - 1].clone());
+    packets.extend_from_slice(&web[3..]);
+    burst(&mut worker, &mut queue, &packets, 0);
+    let journal = journal.lock().unwrap().clone();
+    // The login's packets batched up to the held one; while it waits in the kernel, each
+    // other packet gets its own verdict (a batch would release the held one); the held part
+    // and its completion rewritten after the pinhole; then batching again.
+    let expected = [
+        format!("verdicts through {} Accept", held - 1),
+        format!("verdict {} Accept", held + 1),
+        format!("verdict {} Accept", held + 2),
+        format!("verdict {} Accept", held + 3),
+        "install tcp 198.51.100.2 -> 192.0.2.2:5000 30s".to_owned(),
+        format!("verdict {held} Rewritten(50 bytes)"),
+        format!("verdict {} Rewritten(56 bytes)", held + 4),
+        format!("verdicts through {} Accept", held + 6),
+    ];
+    assert_eq!(journal, expected, "{journal:#?}");
+    assert_eq!(worker.counters().held, 1);
+}
+
 // ---- supervision: a failing worker stops the daemon ----------------------------------------
 
 /// A queue that is always readable and fails in `try_recv`: by panicking, or with an error.
@@ -440,6 +603,10 @@ impl PacketSource for FailingQueue {
         Ok(())
     }
 
+    fn accept_through(&mut self, _id: u32) -> std::io::Result<()> {
+        Ok(())
+    }
+
     fn release_rewritten(&mut self, _id: u32, _datagram: &[u8]) -> std::io::Result<()> {
         Ok(())
     }
@@ -461,6 +628,10 @@ impl PacketSource for IdleQueue {
     }
 
     fn verdict(&mut self, _id: u32, _verdict: Verdict) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn accept_through(&mut self, _id: u32) -> std::io::Result<()> {
         Ok(())
     }
 
@@ -616,6 +787,7 @@ fn nat_through_the_worker_holds_rewrites_and_releases_in_order() {
         journal: journal.clone(),
         fd: UnixStream::pair().unwrap().0,
         kernel: None,
+        inbox: std::collections::VecDeque::new(),
     };
     let mut c = Conversation::new(
         "192.0.2.2:40000".parse().unwrap(),

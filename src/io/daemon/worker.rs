@@ -9,6 +9,14 @@
 //! timers (the engine's `poll_timeout`), commands from the signal thread, the worker's
 //! counters (with the packets the kernel dropped before we saw them), and, at a clean stop,
 //! the state file for the next start.
+//!
+//! Two things wait until after the verdicts: the log lines of the packets' actions (written
+//! once the packets are on their way), and, for the packets of one receive round, the plain
+//! accepts, given together by one batch verdict ("every packet up to this id") when the
+//! round ends, when a packet needs another verdict, before any backend call, or after
+//! [`MAX_BATCH`] packets. A batch releases every packet still queued up to its id, so there
+//! is none while a held packet waits in the kernel; the installs of a batched packet were
+//! acknowledged before it joined the batch, as for any verdict.
 
 use std::io;
 use std::io::Read;
@@ -31,6 +39,9 @@ use crate::io::sys;
 use crate::nat::Translation;
 use crate::time::Duration;
 use crate::time::Instant;
+
+/// The most plain accepts one batch verdict gives.
+const MAX_BATCH: u32 = 64;
 
 /// What the signal thread asks a worker to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,6 +154,8 @@ pub(crate) struct Worker {
     /// Log lines about packets the kernel dropped: at most one per period per cause.
     queue_full_lines: Every,
     overrun_lines: Every,
+    /// Plain accepts not given yet: how many, and the last packet's id (see the module doc).
+    deferred: (u32, Option<u32>),
 }
 
 /// How often the kernel's loss counters are read, and an ongoing loss is logged again.
@@ -181,6 +194,7 @@ impl Worker {
             next_kernel_look: now,
             queue_full_lines: Every::new(LOSS_LINE_PERIOD),
             overrun_lines: Every::new(LOSS_LINE_PERIOD),
+            deferred: (0, None),
         }
     }
 
@@ -190,8 +204,17 @@ impl Worker {
         self
     }
 
-    /// Judge one packet, carry out its actions, then give its verdict.
+    /// Judge one packet, carry out its actions, then give its verdict, then write its log
+    /// lines (the loop uses [`Worker::receive_all`], which may batch verdicts).
+    #[cfg(test)]
     pub(crate) fn handle(&mut self, source: &mut dyn PacketSource, packet: &QueuedPacket) {
+        self.judge(source, packet, false);
+        self.applier.write_log();
+    }
+
+    /// Judge one packet, carry out its actions, then give its verdict; with `batch`, a plain
+    /// accept may wait for [`Worker::flush_accepts`] (see the module doc).
+    fn judge(&mut self, source: &mut dyn PacketSource, packet: &QueuedPacket, batch: bool) {
         self.counters.packets += 1;
         let now = self.clock.now();
         let mut verdict = if packet.truncated {
@@ -207,25 +230,59 @@ impl Worker {
             self.learn_translation(&packet.payload);
             self.engine.handle_packet(now, &packet.payload)
         };
+        if self.engine.has_actions() {
+            // A backend call takes a while: the packets judged before do not wait for it.
+            self.flush_accepts(source);
+        }
         if !self.apply_actions(now) && self.settings.on_install_error == Verdict::Drop {
             verdict = Verdict::Drop;
         }
         self.release_held(source);
         match verdict {
+            Verdict::Accept if batch && self.held.is_empty() => {
+                self.counters.accepted += 1;
+                let count = self.deferred.0 + 1;
+                self.deferred = (count, Some(packet.id));
+                if count >= MAX_BATCH {
+                    self.flush_accepts(source);
+                }
+            }
+            Verdict::Accept => {
+                self.flush_accepts(source);
+                self.give(source, packet.id, None);
+            }
             Verdict::Hold(held) => {
+                self.flush_accepts(source);
                 self.counters.held += 1;
                 self.held.insert(held, packet.id);
             }
             Verdict::Rewritten => {
+                self.flush_accepts(source);
                 let rewritten = self.engine.rewritten().to_vec();
                 self.give(source, packet.id, Some(&rewritten));
             }
-            Verdict::Accept => self.give(source, packet.id, None),
             Verdict::Drop => {
+                self.flush_accepts(source);
                 self.counters.dropped += 1;
                 self.report(packet.id, source.verdict(packet.id, Verdict::Drop));
             }
         }
+    }
+
+    /// Give the plain accepts that wait: one verdict for a single packet, else one batch
+    /// verdict through the last one's id (every packet before it in the kernel's queue is
+    /// one of them: the others got their verdicts, and none is held).
+    fn flush_accepts(&mut self, source: &mut dyn PacketSource) {
+        let (count, last) = std::mem::take(&mut self.deferred);
+        let Some(id) = last else {
+            return;
+        };
+        let result = if count == 1 {
+            source.verdict(id, Verdict::Accept)
+        } else {
+            source.accept_through(id)
+        };
+        self.report(id, result);
     }
 
     /// Release packet `id`, as it came or as `datagram`.
@@ -251,6 +308,9 @@ impl Worker {
     /// Give the verdicts of the held packets the engine let go (after the set changes).
     fn release_held(&mut self, source: &mut dyn PacketSource) {
         let releases: Vec<_> = self.applier.take_releases().collect();
+        if !releases.is_empty() {
+            self.flush_accepts(source);
+        }
         for release in releases {
             let Some(id) = self.held.remove(&release.id) else {
                 continue;
@@ -298,6 +358,7 @@ impl Worker {
             self.engine.handle_timeout(now);
             self.apply_actions(now);
             self.release_held(source);
+            self.applier.write_log();
         }
         if now >= self.next_kernel_look {
             self.next_kernel_look = now + KERNEL_LOOK_PERIOD;
@@ -399,6 +460,7 @@ impl Worker {
             self.apply_actions(now);
             log::info!("{}: cleanup removed {live} live expectation(s)", self.name);
         }
+        self.applier.write_log();
         if let Some(state) = &self.settings.state {
             match state.save(&self.engine, now) {
                 Ok(bytes) => log::info!(
@@ -453,6 +515,7 @@ impl Worker {
         wake.set_nonblocking(true)?;
         // A restored engine may have removals queued: the kernel must agree before any packet.
         self.apply_actions(self.clock.now());
+        self.applier.write_log();
         loop {
             self.tick(source);
             let ready = sys::wait_readable(&[source.fd(), wake.as_fd()], Some(self.sleep()))?;
@@ -473,11 +536,19 @@ impl Worker {
         }
     }
 
-    /// Handle every waiting packet (at most a bounded burst, so commands are not starved).
-    fn receive_all(&mut self, source: &mut dyn PacketSource) -> io::Result<()> {
+    /// Handle every waiting packet (at most a bounded burst, so commands are not starved),
+    /// then give the plain accepts that wait and write the log lines.
+    pub(crate) fn receive_all(&mut self, source: &mut dyn PacketSource) -> io::Result<()> {
+        let result = self.receive_burst(source);
+        self.flush_accepts(source);
+        self.applier.write_log();
+        result
+    }
+
+    fn receive_burst(&mut self, source: &mut dyn PacketSource) -> io::Result<()> {
         for _ in 0..1024 {
             match source.try_recv() {
-                Ok(Some(packet)) => self.handle(source, &packet),
+                Ok(Some(packet)) => self.judge(source, &packet, true),
                 Ok(None) => return Ok(()),
                 Err(error) if nfqueue::is_overrun(&error) => {
                     self.counters.overruns += 1;

@@ -155,6 +155,8 @@ pub const NFQNL_MSG_PACKET: u16 = 0;
 pub const NFQNL_MSG_VERDICT: u16 = 1;
 /// Configuration.
 pub const NFQNL_MSG_CONFIG: u16 = 2;
+/// One verdict for every packet still queued whose id is at most the one given.
+pub const NFQNL_MSG_VERDICT_BATCH: u16 = 3;
 /// `struct nfqnl_msg_packet_hdr` (packed: be32 id, be16 hw_protocol, u8 hook).
 pub const NFQA_PACKET_HDR: u16 = 1;
 /// `struct nfqnl_msg_verdict_hdr` (be32 verdict, be32 id).

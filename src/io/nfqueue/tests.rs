@@ -67,13 +67,16 @@ fn unbind_needs_no_ack() {
 #[test]
 fn verdicts_with_and_without_payload() {
     let mut w = Writer::new();
-    verdict_message(&mut w, 7, 9, (0x0102_0304, NF_DROP), None).unwrap();
+    let verdict = |kind, id, code| Verdict { kind, id, code };
+    let drop = verdict(NFQNL_MSG_VERDICT, 0x0102_0304, NF_DROP);
+    verdict_message(&mut w, 7, 9, drop, None).unwrap();
     let header = [0, 0, 0, 0, 1, 2, 3, 4];
     assert_eq!(
         w.as_bytes(),
         message(0x0301, 0x1, 9, 7, &[attr(2, &header)])
     );
-    verdict_message(&mut w, 7, 10, (5, NF_ACCEPT), Some(&[0x45; 21])).unwrap();
+    let accept = verdict(NFQNL_MSG_VERDICT, 5, NF_ACCEPT);
+    verdict_message(&mut w, 7, 10, accept, Some(&[0x45; 21])).unwrap();
     let expected = message(
         0x0301,
         0x1,
@@ -82,6 +85,14 @@ fn verdicts_with_and_without_payload() {
         &[attr(2, &[0, 0, 0, 1, 0, 0, 0, 5]), attr(10, &[0x45; 21])],
     );
     assert_eq!(w.as_bytes(), expected);
+    // A batch: every waiting packet up to id 12 (NFQNL_MSG_VERDICT_BATCH is 3).
+    let batch = verdict(NFQNL_MSG_VERDICT_BATCH, 12, NF_ACCEPT);
+    verdict_message(&mut w, 7, 11, batch, None).unwrap();
+    let header = [0, 0, 0, 1, 0, 0, 0, 12];
+    assert_eq!(
+        w.as_bytes(),
+        message(0x0303, 0x1, 11, 7, &[attr(2, &header)])
+    );
 }
 
 #[test]
