@@ -4,6 +4,8 @@
 //! Owns: the wording of the daemon's event lines (`key=value` fields after a verb, stable so
 //! that scripts and the lab tests can read them).
 
+use std::fmt;
+
 use crate::action::Action;
 use crate::action::Note;
 use crate::action::Refusal;
@@ -20,37 +22,50 @@ pub(crate) fn level(action: &Action) -> log::Level {
     }
 }
 
-/// The log line for `action` (formatted only when called: check the level first).
-pub(crate) fn describe(action: &Action) -> String {
-    match action {
-        Action::Install(expectation) => install(expectation),
-        Action::Remove(removal) => revoke(removal),
-        Action::Refuse(refusal) => refuse(refusal),
-        Action::Note(note) => self::note(note),
-        Action::Release(release) => format!(
-            "release held={} rewritten={}",
-            release.id.0, release.rewritten
-        ),
+/// The log line for `action`, written straight into the logger's buffer (formatted only
+/// when displayed: check the level first).
+pub(crate) fn describe(action: &Action) -> Line<'_> {
+    Line(action)
+}
+
+/// [`describe`]'s line: formats itself, with no intermediate `String`.
+pub(crate) struct Line<'a>(&'a Action);
+
+impl fmt::Display for Line<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Action::Install(expectation) => install(f, expectation),
+            Action::Remove(removal) => revoke(f, removal),
+            Action::Refuse(refusal) => refuse(f, refusal),
+            Action::Note(note) => self::note(f, note),
+            Action::Release(release) => write!(
+                f,
+                "release held={} rewritten={}",
+                release.id.0, release.rewritten
+            ),
+        }
     }
 }
 
-fn install(e: &Expectation) -> String {
-    let mut line = format!(
+fn install(f: &mut fmt::Formatter<'_>, e: &Expectation) -> fmt::Result {
+    write!(
+        f,
         "install {} lifetime={} mode={} trigger={} control={}",
         e.key, e.lifetime, e.mode, e.trigger, e.control
-    );
-    if let Some(nat) = e.nat {
-        line += &match nat.public {
-            std::net::IpAddr::V4(ip) => format!(" public={ip}:{}", nat.port),
-            std::net::IpAddr::V6(ip) => format!(" public=[{ip}]:{}", nat.port),
-        };
+    )?;
+    match e.nat {
+        Some(nat) => match nat.public {
+            std::net::IpAddr::V4(ip) => write!(f, " public={ip}:{}", nat.port),
+            std::net::IpAddr::V6(ip) => write!(f, " public=[{ip}]:{}", nat.port),
+        },
+        None => Ok(()),
     }
-    line
 }
 
-fn revoke(r: &Removal) -> String {
+fn revoke(f: &mut fmt::Formatter<'_>, r: &Removal) -> fmt::Result {
     let e = &r.expectation;
-    format!(
+    write!(
+        f,
         "revoke {} reason={} trigger={} control={}",
         e.key,
         r.reason.as_str(),
@@ -59,17 +74,20 @@ fn revoke(r: &Removal) -> String {
     )
 }
 
-fn refuse(r: &Refusal) -> String {
-    let endpoint = r
-        .endpoint
-        .map_or_else(|| "unparsed".to_owned(), |endpoint| endpoint.to_string());
-    format!(
-        "refuse endpoint={endpoint} reason={} trigger={} control={}",
+fn refuse(f: &mut fmt::Formatter<'_>, r: &Refusal) -> fmt::Result {
+    f.write_str("refuse endpoint=")?;
+    match r.endpoint {
+        Some(endpoint) => write!(f, "{endpoint}")?,
+        None => f.write_str("unparsed")?,
+    }
+    write!(
+        f,
+        " reason={} trigger={} control={}",
         r.reason, r.trigger, r.control
     )
 }
 
-fn note(note: &Note) -> String {
+fn note(f: &mut fmt::Formatter<'_>, note: &Note) -> fmt::Result {
     match note {
         Note::Conflict {
             control, direction, ..
@@ -78,12 +96,15 @@ fn note(note: &Note) -> String {
                 Direction::Original => "client",
                 Direction::Reply => "server",
             };
-            format!("conflict overlapping bytes differ from={from} control={control}")
+            write!(
+                f,
+                "conflict overlapping bytes differ from={from} control={control}"
+            )
         }
-        Note::Encrypted { control, .. } => format!("encrypted control={control}"),
+        Note::Encrypted { control, .. } => write!(f, "encrypted control={control}"),
         Note::Poisoned {
             control, reason, ..
-        } => format!("not-ftp reason={} control={control}", reason.as_str()),
+        } => write!(f, "not-ftp reason={} control={control}", reason.as_str()),
     }
 }
 
@@ -99,7 +120,7 @@ mod tests {
     fn install_and_revoke_lines_carry_key_and_reason() {
         let e = passive_expectation(50000, 1, Instant::from_micros(0), Duration::from_secs(30));
         let action = Action::Install(e.clone());
-        let line = describe(&action);
+        let line = describe(&action).to_string();
         assert_eq!(level(&action), log::Level::Info);
         assert!(
             line.starts_with(&format!("install {} lifetime=", e.key)),
@@ -116,7 +137,8 @@ mod tests {
             time: e.created,
             expectation: e.clone(),
             reason: Revocation::TransferDone,
-        }));
+        }))
+        .to_string();
         assert!(
             line.starts_with(&format!("revoke {} reason=transfer-done", e.key)),
             "{line}"
