@@ -491,6 +491,10 @@ fn a_burst_of_plain_accepts_gets_one_batch_verdict_split_around_each_backend_cal
     );
     assert_eq!(worker.counters().accepted, 9);
     assert_eq!(worker.counters().verdict_errors, 0);
+    assert_eq!(
+        (worker.counters().batches, worker.counters().batched),
+        (3, 9)
+    );
 }
 
 #[test]

@@ -98,10 +98,14 @@ pub(crate) struct Counters {
     pub(crate) ct_lookups: u64,
     /// Conntrack lookups that failed.
     pub(crate) ct_lookup_errors: u64,
+    /// Batch verdicts given (each accepting two or more packets).
+    pub(crate) batches: u64,
+    /// Packets accepted by batch verdicts.
+    pub(crate) batched: u64,
 }
 
 impl Counters {
-    fn fields(&self) -> [(&'static str, u64); 12] {
+    fn fields(&self) -> [(&'static str, u64); 14] {
         [
             ("packets", self.packets),
             ("accepted", self.accepted),
@@ -115,6 +119,8 @@ impl Counters {
             ("held", self.held),
             ("ct_lookups", self.ct_lookups),
             ("ct_lookup_errors", self.ct_lookup_errors),
+            ("batches", self.batches),
+            ("batched", self.batched),
         ]
     }
 }
@@ -280,6 +286,8 @@ impl Worker {
         let result = if count == 1 {
             source.verdict(id, Verdict::Accept)
         } else {
+            self.counters.batches += 1;
+            self.counters.batched += u64::from(count);
             source.accept_through(id)
         };
         self.report(id, result);
