@@ -113,7 +113,8 @@ fn split_verb(line: &[u8]) -> Option<(Verb, &[u8])> {
         return None;
     }
     let mut verb = [0u8; 4];
-    verb[..len].copy_from_slice(&line[..len].to_ascii_uppercase());
+    verb[..len].copy_from_slice(&line[..len]);
+    verb[..len].make_ascii_uppercase();
     let name = std::str::from_utf8(&verb[..len]).ok()?;
     KNOWN_VERBS.binary_search(&name).ok()?;
     Some((Verb(verb), trim_end(numbers::skip_blanks(rest))))
