@@ -179,21 +179,29 @@ impl Framer {
     }
 
     fn end_line(&mut self, end: u64, out: &mut Lines) {
-        if self.current.last() == Some(&CR) {
-            self.current.pop();
-        }
-        if self.synced {
-            let from = out.text.len();
-            out.text.extend_from_slice(&self.current);
-            out.entries.push(Entry {
-                text: from..out.text.len(),
-                raw: (self.start, end),
-                overlong: self.overlong,
-            });
-        }
+        let text = self.current.strip_suffix(&[CR]).unwrap_or(&self.current);
+        push_line(out, self.synced, (self.start, end), text, self.overlong);
         self.synced = true;
         self.current.clear();
         self.overlong = false;
+        self.start = end;
+    }
+
+    /// A whole line (`run`, its LF excluded) found in one piece with nothing of it held yet:
+    /// framed straight from the segment's bytes, as [`Self::push_run`] then
+    /// [`Self::end_line`] would, without copying it into `current` (whose buffer is given
+    /// back between segments, so that copy would cost an allocation per line).
+    fn whole_line(&mut self, run: &[u8], end: u64, out: &mut Lines) {
+        let kept = &run[..run.len().min(self.max_line)];
+        let text = kept.strip_suffix(&[CR]).unwrap_or(kept);
+        push_line(
+            out,
+            self.synced,
+            (self.start, end),
+            text,
+            run.len() > self.max_line,
+        );
+        self.synced = true;
         self.start = end;
     }
 
@@ -229,6 +237,12 @@ impl Framer {
                     .iter()
                     .position(|&b| b == LF || b == IAC)
                     .map_or(bytes.len(), |p| at + p);
+                if bytes.get(run_end) == Some(&LF) && self.current.is_empty() && !self.overlong {
+                    let run = &bytes[at..run_end];
+                    at = run_end + 1;
+                    self.whole_line(run, offset + at as u64, out);
+                    continue;
+                }
                 self.push_run(&bytes[at..run_end]);
                 at = run_end;
                 if at == bytes.len() {
@@ -255,6 +269,20 @@ impl Framer {
         self.telnet = Telnet::Data;
         self.synced = false;
         self.start = to;
+    }
+}
+
+/// Add a framed line to `out`, unless the framer is not yet in sync (the first line after a
+/// gap or a pickup may be a tail).
+fn push_line(out: &mut Lines, synced: bool, raw: (u64, u64), text: &[u8], overlong: bool) {
+    if synced {
+        let from = out.text.len();
+        out.text.extend_from_slice(text);
+        out.entries.push(Entry {
+            text: from..out.text.len(),
+            raw,
+            overlong,
+        });
     }
 }
 
@@ -310,6 +338,27 @@ mod tests {
 
     fn texts(chunks: &[&[u8]]) -> Vec<Vec<u8>> {
         frame(chunks, true, 64).into_iter().map(|l| l.0).collect()
+    }
+
+    /// Lines found whole in one segment take a shortcut past `current`: whatever the cut into
+    /// segments (one, byte by byte, every split in two), the same lines come out.
+    #[test]
+    fn framing_does_not_depend_on_the_segments() {
+        let stream: &[u8] = b"USER a\r\nPA\xffSS\xff\xf4 b\r\nSYST\n\r\nA LINE LONGER THAN TEN\r\n\
+            \xff\xfb\x01X\r\nLAST\r";
+        for (synced, max) in [(true, 64), (false, 64), (true, 10), (true, 0)] {
+            let whole = frame(&[stream], synced, max);
+            let bytes: Vec<&[u8]> = stream.chunks(1).collect();
+            assert_eq!(frame(&bytes, synced, max), whole, "byte by byte, max {max}");
+            for cut in 0..stream.len() {
+                let (a, b) = stream.split_at(cut);
+                assert_eq!(
+                    frame(&[a, b], synced, max),
+                    whole,
+                    "cut at {cut}, max {max}"
+                );
+            }
+        }
     }
 
     #[test]
