@@ -170,14 +170,18 @@ impl Stream {
     /// of bytes it acknowledged, RFC 9293 §3.10.7.4, so it cannot conflict with what we read).
     /// Returns true if a gap was delivered.
     pub fn handle_ack(&mut self, ack: SeqNumber, sink: &mut impl Sink) -> bool {
-        let Some(mut target) = self.offset_of(ack) else {
+        let Some(acked) = self.offset_of(ack) else {
             return false;
         };
-        self.forget_acknowledged(target);
-        if let Some(fin) = self.fin_at {
-            target = target.min(fin);
+        self.forget_acknowledged(acked);
+        // An ACK of something not yet sent is ignored (RFC 9293 §3.10.7.4); one beyond the
+        // window is judged before the FIN clamps it, or it would declare lost every byte up to
+        // the FIN.
+        if acked.saturating_sub(self.delivered) > MAX_WINDOW {
+            return false;
         }
-        if target <= self.delivered || target - self.delivered > MAX_WINDOW {
+        let target = self.fin_at.map_or(acked, |fin| acked.min(fin));
+        if target <= self.delivered {
             return false;
         }
         self.skip_to(target, sink);

@@ -136,6 +136,23 @@ fn absurd_ack_is_ignored() {
     assert_eq!(s.delivered(), 0);
 }
 
+/// Found by the `reassembly` fuzz target: an absurd ACK used to be clamped to a FIN announced
+/// ahead of the data first, and so declared every byte up to the FIN lost.
+#[test]
+fn absurd_ack_is_ignored_after_a_fin() {
+    let (mut s, mut r) = (stream(0), Record::default());
+    feed(&mut s, &mut r, 0, b"QUIT\r\n");
+    s.handle_fin(SeqNumber(100));
+    assert!(!s.handle_ack(SeqNumber(1 << 31), &mut r));
+    assert_eq!(s.delivered(), 6);
+    assert_eq!(r.text, b"QUIT\r\n");
+    assert!(
+        s.handle_ack(SeqNumber(101), &mut r),
+        "the FIN's own ACK still counts"
+    );
+    assert_eq!(s.delivered(), 100);
+}
+
 #[test]
 fn old_hole_times_out() {
     let (mut s, mut r) = (stream(0), Record::default());
