@@ -6,7 +6,7 @@
 //! announcement is allowed (see `policy`) or what happens to the firewall (see `engine`).
 
 pub mod command;
-mod numbers;
+pub(crate) mod numbers;
 pub mod reply;
 pub mod session;
 

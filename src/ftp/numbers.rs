@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use std::net::Ipv4Addr;
 use std::net::Ipv6Addr;
 use std::num::NonZeroU16;
+use std::ops::Range;
 
 use super::DataEndpoint;
 use super::Error;
@@ -17,13 +18,13 @@ use super::Error;
 const MAX_LIST: usize = 21;
 
 /// A parsed list and the bytes after it.
-pub(super) struct List<'a> {
-    pub(super) values: Vec<u8>,
-    pub(super) rest: &'a [u8],
+pub(crate) struct List<'a> {
+    pub(crate) values: Vec<u8>,
+    pub(crate) rest: &'a [u8],
 }
 
 /// Parse a list of 1..=21 byte values at the very start of `text` (after optional blanks).
-pub(super) fn list(text: &[u8]) -> Result<List<'_>, Error> {
+pub(crate) fn list(text: &[u8]) -> Result<List<'_>, Error> {
     let mut values = Vec::new();
     let mut rest = skip_blanks(text);
     loop {
@@ -48,12 +49,30 @@ pub(super) fn list(text: &[u8]) -> Result<List<'_>, Error> {
 /// Find the first complete list in free text whose length `fits` (the RFC 1123 §4.1.2.6 scan
 /// for the first digit, made safe: a list must not start in the middle of another list, so
 /// `(1,2,3,4,5,6,7)` is not read as `2,...,7`).
-pub(super) fn scan(text: &[u8], fits: impl Fn(usize) -> bool) -> Result<Vec<u8>, Error> {
+pub(crate) fn scan(text: &[u8], fits: impl Fn(usize) -> bool) -> Result<Vec<u8>, Error> {
+    find(text, fits).map(|(_, values)| values)
+}
+
+/// The list [`scan`] reads, and where it lies in `text`: from its first digit to the end of
+/// its last number (NAT rewrites exactly those bytes, `nat::text`).
+pub(crate) fn find(
+    text: &[u8],
+    fits: impl Fn(usize) -> bool,
+) -> Result<(Range<usize>, Vec<u8>), Error> {
     let mut at = 0;
     let mut error = Error::Malformed("address");
     while let Some(start) = next_list_start(text, at) {
         match list(&text[start..]) {
-            Ok(found) if fits(found.values.len()) => return Ok(found.values),
+            Ok(found) if fits(found.values.len()) => {
+                // `rest` starts after the blanks that follow the last number.
+                let end = text.len() - found.rest.len();
+                let blanks = text[start..end]
+                    .iter()
+                    .rev()
+                    .take_while(|&&b| b == b' ' || b == b'\t')
+                    .count();
+                return Ok((start..end - blanks, found.values));
+            }
             Ok(_) => error = Error::Malformed("number of fields"),
             Err(e) => error = e,
         }
@@ -63,7 +82,7 @@ pub(super) fn scan(text: &[u8], fits: impl Fn(usize) -> bool) -> Result<Vec<u8>,
 }
 
 /// `h1,h2,h3,h4,p1,p2` as an IPv4 endpoint; `values` must have exactly six entries.
-pub(super) fn ipv4_endpoint(values: &[u8]) -> Result<DataEndpoint, Error> {
+pub(crate) fn ipv4_endpoint(values: &[u8]) -> Result<DataEndpoint, Error> {
     let [h1, h2, h3, h4, p1, p2] = values else {
         return Err(Error::Malformed("number of fields"));
     };
@@ -76,7 +95,7 @@ pub(super) fn ipv4_endpoint(values: &[u8]) -> Result<DataEndpoint, Error> {
 
 /// `af,hal,h1,...,pal,p1,p2` (RFC 1639 §2) as an endpoint: af 4 with 4 address bytes, or
 /// af 6 with 16, and a 2-byte port.
-pub(super) fn long_endpoint(values: &[u8]) -> Result<DataEndpoint, Error> {
+pub(crate) fn long_endpoint(values: &[u8]) -> Result<DataEndpoint, Error> {
     let (&af, rest) = values.split_first().ok_or(Error::Malformed("af"))?;
     let (&hal, rest) = rest.split_first().ok_or(Error::Malformed("hal"))?;
     let addr_len = match (af, hal) {
@@ -103,12 +122,12 @@ pub(super) fn long_endpoint(values: &[u8]) -> Result<DataEndpoint, Error> {
 }
 
 /// A port from its two bytes; port 0 is malformed.
-pub(super) fn port(p1: u8, p2: u8) -> Result<NonZeroU16, Error> {
+pub(crate) fn port(p1: u8, p2: u8) -> Result<NonZeroU16, Error> {
     NonZeroU16::new(u16::from(p1) << 8 | u16::from(p2)).ok_or(Error::Malformed("port"))
 }
 
 /// A decimal number of at most 5 digits, 1..=65535, at the start of `text`.
-pub(super) fn decimal_port(text: &[u8]) -> Result<(NonZeroU16, &[u8]), Error> {
+pub(crate) fn decimal_port(text: &[u8]) -> Result<(NonZeroU16, &[u8]), Error> {
     let digits = text.iter().take_while(|b| b.is_ascii_digit()).count();
     if digits == 0 {
         return Err(Error::Malformed("port"));
@@ -125,7 +144,7 @@ pub(super) fn decimal_port(text: &[u8]) -> Result<(NonZeroU16, &[u8]), Error> {
 }
 
 /// `text` without leading SP and HT.
-pub(super) fn skip_blanks(text: &[u8]) -> &[u8] {
+pub(crate) fn skip_blanks(text: &[u8]) -> &[u8] {
     let n = text
         .iter()
         .take_while(|&&b| b == b' ' || b == b'\t')

@@ -12,6 +12,7 @@
 use std::net::IpAddr;
 
 use crate::ftp::Trigger;
+use crate::ftp::numbers;
 
 /// The announcement line `raw` (terminator included) rewritten to name `public`:`port`, or
 /// `None` if it does not have the shape of `trigger` (or names another address family).
@@ -49,18 +50,25 @@ fn eprt_argument(raw: &[u8], public: IpAddr, port: u16) -> Option<String> {
     ))
 }
 
-/// Where a command's argument lies: after the verb and its spaces, before trailing spaces and
-/// the terminator.
+/// Where a command's argument lies, as the parser reads it (`ftp::command`): after leading
+/// blanks, the verb and the blanks after it (SP or HT), before trailing blanks and the
+/// terminator.
 fn argument(raw: &[u8]) -> Option<(usize, usize)> {
-    let verb_end = raw.iter().position(|&b| b == b' ')?;
-    let start = verb_end + raw[verb_end..].iter().take_while(|&&b| b == b' ').count();
+    let blank = |b: &&u8| matches!(b, b' ' | b'\t');
+    let lead = raw.iter().take_while(blank).count();
+    let verb_end = lead
+        + raw[lead..]
+            .iter()
+            .take_while(|b| b.is_ascii_alphabetic())
+            .count();
+    let start = verb_end + raw[verb_end..].iter().take_while(blank).count();
     let end = raw.len()
         - raw
             .iter()
             .rev()
-            .take_while(|b| matches!(b, b'\r' | b'\n' | b' '))
+            .take_while(|b| matches!(b, b'\r' | b'\n' | b' ' | b'\t'))
             .count();
-    (start < end).then_some((start, end))
+    (verb_end > lead && start > verb_end && start < end).then_some((start, end))
 }
 
 fn command(raw: &[u8], new_argument: &str) -> Option<Vec<u8>> {
@@ -76,25 +84,23 @@ fn splice(raw: &[u8], start: usize, end: usize, middle: &[u8]) -> Vec<u8> {
     line
 }
 
-/// `227 <text>(h1,h2,h3,h4,p1,p2)<text>`: the six numbers start at the first digit after the
-/// code (RFC 1123 §4.1.2.6).
-fn reply_227(raw: &[u8], numbers: &str) -> Option<Vec<u8>> {
-    let start = 4 + raw.get(4..)?.iter().position(u8::is_ascii_digit)?;
-    let mut end = start;
-    for field in 0..6 {
-        let digits = raw[end..].iter().take_while(|b| b.is_ascii_digit()).count();
-        if digits == 0 {
-            return None;
-        }
-        end += digits;
-        if field < 5 {
-            if raw.get(end) != Some(&b',') {
-                return None;
-            }
-            end += 1;
-        }
+/// `227 <text>(h1,h2,h3,h4,p1,p2)<text>`: the six numbers a client reads, found as the parser
+/// finds them (the first list of exactly six, RFC 1123 §4.1.2.6, [`numbers::find`]). The
+/// length is kept only if the client still reads the new numbers from the result: the plain
+/// replacement always reads right, dropping or padding free text might not (digits or commas
+/// in it could make another list the first one).
+fn reply_227(raw: &[u8], new: &str) -> Option<Vec<u8>> {
+    let six = |n| n == 6;
+    let (span, _) = numbers::find(raw.get(4..)?, six).ok()?;
+    let (start, end) = (4 + span.start, 4 + span.end);
+    let reads = |line: &[u8]| numbers::find(line.get(4..)?, six).ok().map(|(_, v)| v);
+    let plain = splice(raw, start, end, new.as_bytes());
+    let kept = keep_length(raw, start, end, new.as_bytes());
+    if reads(&kept) == reads(&plain) {
+        Some(kept)
+    } else {
+        Some(plain)
     }
-    Some(keep_length(raw, start, end, numbers.as_bytes()))
 }
 
 /// `229 <text>(<d><d><d>port<d>)`: only the port changes.
@@ -242,6 +248,42 @@ mod tests {
         let out = text(raw, Trigger::Reply229, "203.0.113.1", 80);
         assert_eq!(out.len(), raw.len());
         assert!(out.contains("(|||80|)"));
+    }
+
+    /// Found by the `nat_rewrite` harness: the list a client reads is the first of exactly six
+    /// numbers, not the first digits after the code; and keeping the length must not make an
+    /// earlier list the first of six.
+    #[test]
+    fn reply_227_rewrites_the_list_the_client_reads() {
+        let raw = b"227 (1,2,3,4,5,6,7) (192,0,2,5,195,80)\r\n";
+        let out = text(raw, Trigger::Reply227, "203.0.113.100", 50000);
+        assert_eq!(out, "227 (1,2,3,4,5, (203,0,113,100,195,80)\r\n");
+        let raw = b"227 Entering 1,2,3,4,5,6,7 (192,0,2,5,195,80)\r\n";
+        let out = text(raw, Trigger::Reply227, "10.10.0.100", 50000);
+        assert_eq!(out, "227 Entering 1,2,3,4,5,6,7 (10,10,0,100,195,80)\r\n");
+    }
+
+    /// Found by the `nat_rewrite` harness: the argument is found the way the parser finds it.
+    #[test]
+    fn port_keeps_its_verb_after_blanks() {
+        assert_eq!(
+            text(
+                b" PORT 192,0,2,2,19,136\r\n",
+                Trigger::Port,
+                "9.9.9.9",
+                5000
+            ),
+            " PORT 9,9,9,9,19,136\r\n"
+        );
+        assert_eq!(
+            text(
+                b"PORT\t192,0,2,2,19,136\r\n",
+                Trigger::Port,
+                "9.9.9.9",
+                5000
+            ),
+            "PORT\t9,9,9,9,19,136\r\n"
+        );
     }
 
     #[test]
