@@ -464,8 +464,11 @@ fn gather(
     len: u64,
 ) -> Option<Vec<u8>> {
     let mut line = vec![None; usize::try_from(len).ok()?];
-    let mut place = |nat: &mut NatFlow, seq: wire::SeqNumber, payload: &[u8]| {
-        let from = nat.sides[direction.index()].offset(seq);
+    // The held datagrams are read while their direction's side unwraps sequence numbers.
+    let NatFlow { sides, held, .. } = nat;
+    let side = &mut sides[direction.index()];
+    let mut place = |seq: wire::SeqNumber, payload: &[u8]| {
+        let from = side.offset(seq);
         for (i, byte) in payload.iter().enumerate() {
             let x = from + i as u64;
             if x >= at && x < at + len {
@@ -473,20 +476,14 @@ fn gather(
             }
         }
     };
-    let held: Vec<Vec<u8>> = nat
-        .held
-        .iter()
-        .filter(|h| h.direction == direction)
-        .map(|h| h.datagram.clone())
-        .collect();
-    for datagram in &held {
-        if let Ok(Datagram::Tcp(segment)) = wire::parse(datagram) {
-            place(nat, segment.seq(), segment.payload());
+    for held in held.iter().filter(|h| h.direction == direction) {
+        if let Ok(Datagram::Tcp(segment)) = wire::parse(&held.datagram) {
+            place(segment.seq(), segment.payload());
         }
     }
     if let Some((_, d, seq, payload)) = current {
         if *d == direction {
-            place(nat, *seq, payload);
+            place(*seq, payload);
         }
     }
     line.into_iter().collect()
