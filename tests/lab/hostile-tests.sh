@@ -461,8 +461,20 @@ flood_unpaced() { # flood_unpaced FIRST_SPORT COUNT: prints tcp_flood.py's line
         --dport "$LAB_FTP_PORT" --count "$2" --first-sport "$1" 2>&1
 }
 
+# flood_paused FIRST_SPORT COUNT: the same burst while the daemon is stopped (SIGSTOP), so
+# the kernel's queue or the socket fills on any machine, however fast the daemon reads (a
+# daemon starved of CPU); SIGCONT after the burst, whatever happened.
+flood_paused() {
+    local pid out
+    pid=$(lab_alg_pid) || { echo "no daemon pid"; return 1; }
+    kill -STOP "$pid" || { echo "SIGSTOP failed"; return 1; }
+    out=$(flood_unpaced "$1" "$2")
+    kill -CONT "$pid"
+    echo "$out (daemon stopped during the burst)"
+}
+
 # case_queue_overflow MODE: a burst of 20,000 one-segment connections, unpaced, into a queue
-# of 64 (--queue-maxlen 64). drop (the default): the kernel drops what does not fit
+# of 64 (--queue-maxlen 64) while the daemon is stopped. drop (the default): the kernel drops what does not fit
 # (/proc/net/netfilter/nfnetlink_queue queue_dropped), the daemon logs it and counts it
 # (queue_full_drops). fail-open: the kernel passes what does not fit unread (nothing
 # counts it: the kernel has no counter for it), so more packets cross than the daemon saw.
@@ -470,7 +482,7 @@ case_queue_overflow() {
     local mode=$1 sport=$2 q0 q1 s0 s1 tx0 sent crossed qd saw lines mark
     mark=$(log_mark)
     q0=$(nfq_counters) s0=$(lab_alg_stats) tx0=$(srv_tx) || { DETAIL="no stats line"; return 1; }
-    sent=$(flood_unpaced "$sport" 20000)
+    sent=$(flood_paused "$sport" 20000)
     _lab_wait_for 5 _srv_tx_reached "$((tx0 + 20000))"
     sleep 1.5
     q1=$(nfq_counters) s1=$(lab_alg_stats) || { DETAIL="no stats line after"; return 1; }
@@ -557,14 +569,15 @@ f.quit(); print("quit", flush=True)' "$LAB_SRV_V4" "$U" "$P" "$WORK/quit" >"$WOR
     (($(delta "$s0" "$s1" install_errors) == 1 && nerr == 1))
 }
 
-# The netlink socket overrun: --rcvbuf 65536 and an unpaced burst of 20,000; the kernel
+# The netlink socket overrun: --rcvbuf 65536 and an unpaced burst of 20,000 while the
+# daemon is stopped (the queue of 4,096 holds more than the socket does); the kernel
 # reports ENOBUFS (overruns), /proc's user_dropped counts the packets; few log lines; the
 # next transfer works.
 case_enobufs() {
     local mark s0 s1 q0 q1 sent lines after
     mark=$(log_mark)
     q0=$(nfq_counters) s0=$(lab_alg_stats) || { DETAIL="no stats line"; return 1; }
-    sent=$(flood_unpaced 20000 20000)
+    sent=$(flood_paused 20000 20000)
     sleep 2
     q1=$(nfq_counters) s1=$(lab_alg_stats) || { DETAIL="no stats line after"; return 1; }
     lines=$(log_since "$mark" | grep -ac 'socket buffer full')
