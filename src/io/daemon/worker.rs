@@ -557,6 +557,10 @@ impl Worker {
         for _ in 0..1024 {
             match source.try_recv() {
                 Ok(Some(packet)) => self.judge(source, &packet, true),
+                // The waiting accepts go now; then look again: a released packet is often
+                // answered at once (a local peer answers inside the verdict's own syscall), and
+                // its answer is handled in this round rather than after another `poll`.
+                Ok(None) if self.deferred.1.is_some() => self.flush_accepts(source),
                 Ok(None) => return Ok(()),
                 Err(error) if nfqueue::is_overrun(&error) => {
                     self.counters.overruns += 1;
