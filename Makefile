@@ -105,7 +105,8 @@ lab-captures:
 
 # Fuzzing (docs/security.md): libFuzzer campaigns need nightly and cargo-fuzz
 # (`cargo install cargo-fuzz`). New inputs go to fuzz/corpus-new/ (ignored by git);
-# `make fuzz-cmin` merges them into the committed, minimized fuzz/corpus/. One job at a time,
+# `make fuzz-cmin` merges them into the committed, minimized fuzz/corpus/ (engine's by edges
+# alone, -use_counters=0, which keeps it to a few hundred KB). One job at a time,
 # at the lowest priority. Crashes land in fuzz/artifacts/<target>/.
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?= capture engine ftp_parsers nat_rewrite reassembly wire_decode
@@ -116,7 +117,7 @@ fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
 		mkdir -p fuzz/corpus-new/$$t; \
-		$(FUZZ_CARGO) run -O -a $$t fuzz/corpus-new/$$t fuzz/corpus/$$t -- \
+		$(FUZZ_CARGO) run -O -a $$t $(CURDIR)/fuzz/corpus-new/$$t $(CURDIR)/fuzz/corpus/$$t -- \
 			-max_total_time=$(FUZZ_SECONDS) $(FUZZ_FLAGS) || exit 1; \
 	done
 
@@ -124,7 +125,8 @@ fuzz-cmin:
 	@for t in $(FUZZ_TARGETS); do \
 		mkdir -p fuzz/corpus-new/$$t; \
 		cp -n fuzz/corpus-new/$$t/* fuzz/corpus/$$t/ 2>/dev/null || true; \
-		$(FUZZ_CARGO) cmin -O -a $$t fuzz/corpus/$$t -- $(FUZZ_FLAGS) || exit 1; \
+		extra=; if [ $$t = engine ]; then extra=-use_counters=0; fi; \
+		$(FUZZ_CARGO) cmin -O -a $$t $(CURDIR)/fuzz/corpus/$$t -- $(FUZZ_FLAGS) $$extra || exit 1; \
 	done
 
 # Seeds from the project's own captures (pcaps/), merged into the corpora.
