@@ -7,11 +7,13 @@
 #                       skip themselves otherwise)
 #   make bench        - every benchmark against its baseline; writes docs/benchmarks.md
 #                       (replay, scale; the live gateway parts need root; ~10 minutes)
+#   make fuzz         - fuzz every target for FUZZ_SECONDS each (nightly, cargo-fuzz;
+#                       docs/security.md); make test replays the committed corpora on stable
 SHELL := /bin/bash
 CARGO ?= cargo
 SAMPLES := $(sort $(wildcard pcaps/*.pcap pcaps/*.pcapng))
 
-.PHONY: all build release bench bench-quick demo replay-demo gateway-tests hostile-tests test deps lint lint-core fmt check-fmt clippy unit samples lab-captures clean
+.PHONY: all build release bench bench-quick demo replay-demo gateway-tests hostile-tests test deps lint lint-core fmt check-fmt clippy unit samples lab-captures clean fuzz fuzz-cmin fuzz-seeds
 
 all: build
 
@@ -100,6 +102,37 @@ samples:
 # Re-record the lab captures in pcaps/ (needs root; builds network namespaces).
 lab-captures:
 	bash tests/lab/capture-samples.sh
+
+# Fuzzing (docs/security.md): libFuzzer campaigns need nightly and cargo-fuzz
+# (`cargo install cargo-fuzz`). New inputs go to fuzz/corpus-new/ (ignored by git);
+# `make fuzz-cmin` merges them into the committed, minimized fuzz/corpus/ (engine's by edges
+# alone, -use_counters=0, which keeps it to a few hundred KB). One job at a time,
+# at the lowest priority. Crashes land in fuzz/artifacts/<target>/.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= capture engine ftp_parsers nat_rewrite reassembly wire_decode
+FUZZ_FLAGS ?= -rss_limit_mb=2048 -malloc_limit_mb=256 -timeout=10
+FUZZ_CARGO ?= nice -n 19 cargo +nightly fuzz
+
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
+		mkdir -p fuzz/corpus-new/$$t; \
+		$(FUZZ_CARGO) run -O -a $$t $(CURDIR)/fuzz/corpus-new/$$t $(CURDIR)/fuzz/corpus/$$t -- \
+			-max_total_time=$(FUZZ_SECONDS) $(FUZZ_FLAGS) || exit 1; \
+	done
+
+fuzz-cmin:
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz/corpus-new/$$t; \
+		cp -n fuzz/corpus-new/$$t/* fuzz/corpus/$$t/ 2>/dev/null || true; \
+		extra=; if [ $$t = engine ]; then extra=-use_counters=0; fi; \
+		$(FUZZ_CARGO) cmin -O -a $$t $(CURDIR)/fuzz/corpus/$$t -- $(FUZZ_FLAGS) $$extra || exit 1; \
+	done
+
+# Seeds from the project's own captures (pcaps/), merged into the corpora.
+fuzz-seeds:
+	$(CARGO) run --locked --example fuzz_seeds -- fuzz/corpus-new
+	$(MAKE) --no-print-directory fuzz-cmin
 
 clean:
 	$(CARGO) clean

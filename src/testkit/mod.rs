@@ -5,5 +5,6 @@
 
 pub mod conversation;
 pub mod fixtures;
+pub mod fuzz;
 pub mod pcap;
 pub mod samples;
