@@ -13,7 +13,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 SAMPLES := $(sort $(wildcard pcaps/*.pcap pcaps/*.pcapng))
 
-.PHONY: all build release bench bench-quick demo replay-demo gateway-tests hostile-tests test deps lint lint-core fmt check-fmt clippy unit samples lab-captures clean fuzz fuzz-cmin fuzz-seeds
+.PHONY: all build release bench bench-quick demo replay-demo gateway-tests hostile-tests ops-tests test deps lint lint-core fmt check-fmt clippy unit samples lab-captures clean fuzz fuzz-cmin fuzz-seeds
 
 all: build
 
@@ -49,6 +49,7 @@ test: deps lint
 	@$(MAKE) --no-print-directory bench-quick
 	@$(MAKE) --no-print-directory gateway-tests
 	@$(MAKE) --no-print-directory hostile-tests
+	@$(MAKE) --no-print-directory ops-tests
 	@echo "== all tests passed"
 
 # The gateway integration suite (tests/lab/gateway-tests.sh): real servers and clients through
@@ -76,6 +77,12 @@ bench-quick:
 hostile-tests:
 	@if [ "$$(id -u)" -eq 0 ]; then $(CARGO) build --locked --release --bins --example ftp_load; fi
 	timeout --kill-after=30 600 bash tests/lab/hostile-tests.sh
+
+# The live operations suite (tests/lab/ops-tests.sh, docs/operations.md): one script per
+# part in tests/lab/ops/. Needs root; as another user it prints that it is skipped.
+ops-tests:
+	@if [ "$$(id -u)" -eq 0 ]; then $(CARGO) build --locked --release --bins; fi
+	timeout --kill-after=30 900 bash tests/lab/ops-tests.sh
 
 deps:
 	./.ci/install-deps.sh
