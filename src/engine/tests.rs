@@ -3,8 +3,8 @@
 use std::net::SocketAddr;
 
 use super::*;
-use crate::action::Action;
 use crate::config::Policy;
+use crate::testkit::actions::drain;
 use crate::testkit::conversation::Conversation;
 use crate::testkit::conversation::Packet;
 use crate::testkit::conversation::Side::Client;
@@ -28,25 +28,6 @@ fn logged_in() -> Conversation {
         .send(Client, b"PASS x\r\n")
         .send(Server, b"230 ok\r\n");
     c
-}
-
-/// One line per action, without times.
-fn describe(action: &Action) -> String {
-    match action {
-        Action::Install(e) => format!("install {} {}", e.key, e.trigger),
-        Action::Remove(r) => format!("remove {} {}", r.expectation.key, r.reason.as_str()),
-        Action::Refuse(r) => format!("refuse {} {}", r.trigger, r.reason.as_str()),
-        Action::Note(Note::Conflict { .. }) => "note conflict".into(),
-        Action::Note(Note::Encrypted { .. }) => "note encrypted".into(),
-        Action::Note(Note::Poisoned { reason, .. }) => format!("note poisoned {reason:?}"),
-        Action::Release(r) => format!("release {}", r.id.0),
-    }
-}
-
-fn drain(engine: &mut Engine) -> Vec<String> {
-    std::iter::from_fn(|| engine.poll_action())
-        .map(|a| describe(&a))
-        .collect()
 }
 
 fn feed(engine: &mut Engine, packets: &[Packet]) -> Vec<String> {
@@ -352,7 +333,7 @@ fn slipstreamed_port_inside_http_is_never_parsed() {
     });
     assert_eq!(
         feed(&mut engine, c.packets()),
-        vec!["note poisoned ClientNotFtp"]
+        vec!["note poisoned client-not-ftp"]
     );
     assert_eq!(engine.stats().poisoned, 1);
 }
@@ -363,7 +344,7 @@ fn port_line_without_a_greeting_is_never_parsed() {
     c.handshake()
         .send(Client, b"PORT 198,51,100,2,195,80\r\n")
         .send(Server, b"HTTP/1.0 400 Bad\r\n");
-    assert_eq!(run(c.packets()), vec!["note poisoned ServerNotFtp"]);
+    assert_eq!(run(c.packets()), vec!["note poisoned server-not-ftp"]);
 }
 
 #[test]
