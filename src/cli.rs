@@ -19,6 +19,7 @@ use crate::config::Unjudged;
 use crate::io::daemon;
 use crate::io::nfqueue;
 use crate::io::report::Format;
+use crate::io::watch;
 use crate::nat::NatMap;
 use crate::nat::NatPair;
 use crate::rules;
@@ -44,6 +45,9 @@ pub enum Command {
     Run(RunArgs),
     /// Print the firewall ruleset that pairs with `ftp-alg run` (or the kernel helper's).
     Rules(RulesArgs),
+    /// Capture live from an interface and report, as replay does, what ftp-alg would open
+    /// and refuse; touches no firewall (for evaluation before deployment).
+    Watch(WatchArgs),
 }
 
 /// Engine options shared by `replay` and `run`.
@@ -121,6 +125,26 @@ pub struct ReplayArgs {
     /// Capture files (pcap or pcapng).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
+}
+
+/// `ftp-alg watch` options.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// The interface to capture from (AF_PACKET; Ethernet, loopback or an IP tunnel).
+    #[arg(long, value_name = "IF", value_parser = parse_interface)]
+    pub iface: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = FormatArg::Text)]
+    pub format: FormatArg,
+    /// Stop after N frames.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+    /// Stop after SECS seconds.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    pub duration: Option<u64>,
+    /// Engine options.
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }
 
 /// `ftp-alg run` options.
@@ -432,6 +456,24 @@ impl ReplayArgs {
     }
 }
 
+impl WatchArgs {
+    /// The output format.
+    pub fn format(&self) -> Format {
+        match self.format {
+            FormatArg::Text => Format::Text,
+            FormatArg::Json => Format::Json,
+        }
+    }
+
+    /// When to stop, besides a signal.
+    pub fn limits(&self) -> watch::Limits {
+        watch::Limits {
+            count: self.count,
+            duration: self.duration.map(Duration::from_secs),
+        }
+    }
+}
+
 impl RunArgs {
     /// The configuration of each queue's engine: the gateway-wide bounds (flows, total
     /// expectations, buffered bytes) are split evenly between the queues.
@@ -708,6 +750,46 @@ mod tests {
         }
         assert!(parse(&["run", "--netlink-timeout", "10"]).is_ok());
         assert!(parse(&["run", "--netlink-timeout", "10000"]).is_ok());
+    }
+
+    #[test]
+    fn watch_options() {
+        let Command::Watch(args) = parse(&[
+            "watch",
+            "--iface",
+            "veth0",
+            "--format",
+            "json",
+            "--count",
+            "10",
+            "--duration",
+            "5",
+            "--policy",
+            "loose",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not watch")
+        };
+        assert_eq!(args.iface, "veth0");
+        assert_eq!(args.format(), Format::Json);
+        assert_eq!(
+            args.limits(),
+            watch::Limits {
+                count: Some(10),
+                duration: Some(Duration::from_secs(5))
+            }
+        );
+        assert_eq!(args.engine.config().policy, Policy::Loose);
+        for bad in [
+            vec!["watch"],
+            vec!["watch", "--iface", "a b"],
+            vec!["watch", "--iface", "lo", "--count", "0"],
+            vec!["watch", "--iface", "lo", "--duration", "0"],
+        ] {
+            assert_eq!(parse(&bad).unwrap_err().exit_code(), 2, "{bad:?}");
+        }
     }
 
     #[test]
