@@ -362,6 +362,46 @@ fn auth_tls_stops_parsing_and_frees_buffers() {
     assert_eq!(engine.buffered(), 0);
 }
 
+/// Each TLS-upgraded session is noted exactly once: not again for a retransmitted `234`, for
+/// encrypted records in either direction (even ones that look like lines), after a restart
+/// from a snapshot, or at its close; a second session is noted on its own.
+#[test]
+fn an_encrypted_session_is_noted_exactly_once() {
+    let mut c = logged_in();
+    c.send(Client, b"AUTH TLS\r\n").send(Server, b"234 go\r\n");
+    let again = c.segment_at(Server, -8, b"234 go\r\n");
+    c.emit(again);
+    c.send(Client, b"\x16\x03\x01 hello\r\n")
+        .send(Server, b"\x16\x03\x03 hello\r\n234 again\r\n");
+    let mut engine = Engine::new(Config::default());
+    assert_eq!(feed(&mut engine, c.packets()), vec!["note encrypted"]);
+    let mut saved = Vec::new();
+    engine.save(&mut saved).unwrap();
+    let (mut engine, _) =
+        Engine::restore(Config::default(), &mut saved.as_slice(), c.now()).unwrap();
+    assert_eq!(drain(&mut engine), Vec::<String>::new());
+    c.take_packets();
+    c.send(Client, b"\x17\x03\x03 PASV\r\n")
+        .send(Server, b"\x17\x03\x03 227 (203,0,113,2,195,80)\r\n")
+        .fin(Client)
+        .fin(Server);
+    let mut other =
+        Conversation::new(addr("198.51.100.3:40001"), addr(SERVER)).starting_at(c.now());
+    other
+        .handshake()
+        .send(Server, b"220 ready\r\n")
+        .send(Client, b"AUTH SSL\r\n")
+        .send(Server, b"234 go\r\n");
+    let mut packets = c.take_packets();
+    packets.extend(other.take_packets());
+    assert_eq!(
+        feed(&mut engine, &packets),
+        vec!["note encrypted"],
+        "the other session"
+    );
+    assert_eq!(engine.stats().tls_control, 1, "restored engines count anew");
+}
+
 #[test]
 fn midstream_pickup_waits_for_a_line_boundary() {
     let mut c = logged_in();
