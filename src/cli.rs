@@ -3,6 +3,7 @@
 //! Every flag is validated here (ranges, formats); clap exits with status 2 and a clear
 //! message on a bad one.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -271,6 +272,19 @@ pub struct RulesArgs {
     /// With --nat: the gateway's interface toward the peers that see public addresses.
     #[arg(long, value_name = "IFACE", requires = "nat", value_parser = parse_interface)]
     pub outside: Option<String>,
+    /// The FTPS fallback (docs/deploy.md#ftps): an FTPS server whose passive data
+    /// connections to --ftps-passive-ports are accepted from any client (repeat for several;
+    /// the address the forward chain sees, so the private one behind DNAT).
+    #[arg(
+        long = "ftps-server",
+        value_name = "ADDR",
+        requires = "ftps_passive_ports"
+    )]
+    pub ftps_servers: Vec<IpAddr>,
+    /// The passive port range the --ftps-server servers are configured with, LOW-HIGH (vsftpd
+    /// pasv_min_port/pasv_max_port).
+    #[arg(long, value_name = "LOW-HIGH", requires = "ftps_servers", value_parser = parse_port_range)]
+    pub ftps_passive_ports: Option<(u16, u16)>,
 }
 
 /// A sorted, duplicate-free, non-empty list of queue numbers.
@@ -341,6 +355,16 @@ pub enum VerdictArg {
 /// A count from the command line as a `usize` (the parsers bound it well below `usize::MAX`).
 fn size(n: u64) -> usize {
     usize::try_from(n).unwrap_or(usize::MAX)
+}
+
+/// Parse a port range `LOW-HIGH` (or one port); the ruleset checks what it may be.
+fn parse_port_range(text: &str) -> Result<(u16, u16), String> {
+    let (low, high) = text.split_once('-').unwrap_or((text, text));
+    let port = |p: &str| {
+        p.parse::<u16>()
+            .map_err(|_| format!("{text:?} is not a port range LOW-HIGH"))
+    };
+    Ok((port(low)?, port(high)?))
 }
 
 /// Parse `0`, `0-3`, `0,2,5` or a mix (`0-1,4`).
@@ -574,6 +598,10 @@ impl RulesArgs {
             timeout_secs: self.timeout,
             set_size: self.set_size,
             nat: self.outside.as_deref().map(rules::Nat::new),
+            ftps: match self.ftps_passive_ports {
+                Some((low, high)) => rules::Ftps::new(&self.ftps_servers, low, high)?,
+                None => None,
+            },
         })
         .and_then(|options| options.check().map(|()| options))
     }
@@ -829,6 +857,50 @@ mod tests {
             vec!["rules", "--nat", "--outside", "a b"],
             vec!["rules", "--nat", "--outside", "wan\";x"],
             vec!["rules", "--nat", "--outside", "sixteen-chars-xx"],
+        ] {
+            assert_eq!(parse(&bad).unwrap_err().exit_code(), 2, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn rules_ftps_fallback() {
+        let options = rules_args(&[
+            "--ftps-server",
+            "203.0.113.2",
+            "--ftps-server",
+            "2001:db8:113::2",
+            "--ftps-passive-ports",
+            "50000-50100",
+        ])
+        .unwrap();
+        let ftps = options.ftps.expect("the fallback");
+        assert!(ftps.flags().ends_with("--ftps-passive-ports 50000-50100"));
+        assert!(
+            rules_args(&[
+                "--ftps-server",
+                "192.0.2.1",
+                "--ftps-passive-ports",
+                "50-60"
+            ])
+            .is_err()
+        );
+        for bad in [
+            vec!["rules", "--ftps-server", "192.0.2.1"],
+            vec!["rules", "--ftps-passive-ports", "50000-50100"],
+            vec![
+                "rules",
+                "--ftps-server",
+                "host",
+                "--ftps-passive-ports",
+                "50000-50100",
+            ],
+            vec![
+                "rules",
+                "--ftps-server",
+                "192.0.2.1",
+                "--ftps-passive-ports",
+                "a-b",
+            ],
         ] {
             assert_eq!(parse(&bad).unwrap_err().exit_code(), 2, "{bad:?}");
         }
