@@ -12,6 +12,7 @@
 #                     goes to the address and port of the `expect` event watch printed (already
 #                     flushed while watch still runs), and watch printed its `admit`
 #   watch-summary     SIGINT ends watch with status 0 and the summary last (4 admitted)
+#   watch-sigterm     in the FTPS part, SIGTERM does the same
 #   watch-untouched   nft ruleset, conntrack expectations and ipsets of the gateway are the
 #                     same after watch as before (empty)
 #   ftps-blocked      vsftpd with TLS (openssl self-signed cert), the default-drop ftp-alg
@@ -69,12 +70,13 @@ watch_start() {
     WATCH_PID=$!
     _lab_wait_for 10 grep -q "listening on" "$1.err" || { cat "$1.err" >&2; return 1; }
 }
-# watch_stop: SIGINT to watch itself (the child of `timeout`); sets WATCH_STATUS.
+# watch_stop [SIGNAL]: SIGINT (or SIGNAL) to watch itself (the child of `timeout`); sets
+# WATCH_STATUS.
 watch_stop() {
     [[ -n $WATCH_PID ]] || return 0
-    local child
+    local child signal=${1:-INT}
     child=$(cat "/proc/$WATCH_PID/task/$WATCH_PID/children" 2>/dev/null)
-    kill -INT "${child%% *}" 2>/dev/null || kill -INT "$WATCH_PID"
+    kill -"$signal" "${child%% *}" 2>/dev/null || kill -"$signal" "$WATCH_PID"
     WATCH_STATUS=0
     wait "$WATCH_PID" || WATCH_STATUS=$?
     WATCH_PID=
@@ -250,7 +252,12 @@ part_ftps() {
     s6=$(get "ftp://[$LAB_SRV_V6]/pub/file20k.bin" "$WORK/ftps6.bin" -g --ssl-reqd -k) || s6="curl failed: $(head -c 200 "$WORK/ftps6.bin.err")"
     sleep 0.3
     t1=$(now)
-    watch_stop
+    watch_stop TERM
+    if [[ $WATCH_STATUS != 0 || $(tail -n 1 "$WORK/ftps.jsonl") != *'"type":"summary"'* ]]; then
+        result FAIL watch-sigterm "status $WATCH_STATUS, last line: $(tail -n 1 "$WORK/ftps.jsonl" | head -c 200)"
+    else
+        result ok watch-sigterm "SIGTERM: status 0, summary last"
+    fi
     if [[ $s4 == "$want" && $s6 == "$want" ]]; then
         result ok ftps-fallback "PASV over IPv4 and EPSV over IPv6 through the fallback: sha256 ok"
     else
@@ -273,6 +280,9 @@ part_ftps() {
 
 # ----------------------------------------------------------------- main
 start=$(date +%s)
+# vsftpd, curl, openssl, tcpdump, tshark, conntrack (idempotent; make test's gateway suite
+# has usually installed them already).
+lab_install_deps >/dev/null 2>&1 || { result FAIL lab "lab_install_deps failed"; exit 1; }
 lab_up >/dev/null 2>&1 || { result FAIL lab "lab_up failed"; exit 1; }
 part_watch
 part_ftps
