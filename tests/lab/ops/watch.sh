@@ -39,28 +39,12 @@ PY=$LAB_SYS_PYTHON
 U=$LAB_FTP_USER P=$LAB_FTP_PASS
 WORK=$(mktemp -d /tmp/ftp-alg-ops-watch.XXXXXX)
 WATCH_PID=
-N_FAIL=0
-
-cleanup() {
-    local rc=$?
-    set +eu
-    trap - EXIT INT TERM
+# shellcheck source=tests/lab/suite.sh
+source "$HERE/suite.sh"
+suite_cleanup_hook() {
     watch_stop >/dev/null 2>&1
     lab_capture_stop >/dev/null 2>&1
-    lab_down
-    rm -rf "$WORK"
-    exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-result() {
-    local st=$1
-    [[ $st == ok || $st == n/a ]] || { st=FAIL; N_FAIL=$((N_FAIL + 1)); }
-    printf '%s %s (%s)\n' "$st" "$2" "$3"
-}
-now() { echo "${EPOCHREALTIME/,/.}"; }
 
 # watch_start OUT: `ftp-alg watch` on the gateway's client-side veth, JSON to OUT; returns
 # once it says it is listening.
@@ -279,12 +263,13 @@ part_ftps() {
 }
 
 # ----------------------------------------------------------------- main
-start=$(date +%s)
+t0=$(now)
 # vsftpd, curl, openssl, tcpdump, tshark, conntrack (idempotent; make test's gateway suite
 # has usually installed them already).
 lab_install_deps >/dev/null 2>&1 || { result FAIL lab "lab_install_deps failed"; exit 1; }
 lab_up >/dev/null 2>&1 || { result FAIL lab "lab_up failed"; exit 1; }
-part_watch
-part_ftps
-echo "ops/watch: $N_FAIL failed in $(($(date +%s) - start)) s"
+SUITE_PARTS="watch ftps"
+part watch part_watch
+part ftps part_ftps
+suite_summary ops/watch "$t0"
 ((N_FAIL == 0))
