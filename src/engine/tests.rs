@@ -163,6 +163,21 @@ fn out_of_window_rst_is_ignored() {
     );
 }
 
+/// Found by the `engine` fuzz target: `offset_from(..).abs()` of a RST exactly 2^31 away
+/// overflowed (a panic with overflow checks; without them it wrapped negative and the RST
+/// was believed).
+#[test]
+fn rst_half_the_sequence_space_away_is_ignored() {
+    let mut c = logged_in();
+    c.send(Client, b"PASV\r\n")
+        .send(Server, b"227 (203,0,113,2,195,80)\r\n");
+    c.advance(Client, 1 << 31).rst(Client);
+    assert_eq!(
+        run(c.packets()),
+        vec!["install tcp 198.51.100.2 -> 203.0.113.2:50000 227"]
+    );
+}
+
 #[test]
 fn server_error_cancels_an_active_expectation() {
     let mut c = logged_in();

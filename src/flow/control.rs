@@ -31,7 +31,7 @@ use crate::wire::Segment;
 use crate::wire::SeqNumber;
 
 /// A RST is believed only if its sequence number is this close to the expected one.
-const RST_WINDOW: i32 = 1 << 16;
+const RST_WINDOW: u32 = 1 << 16;
 
 /// One control connection.
 #[derive(Debug)]
@@ -300,7 +300,8 @@ impl ControlFlow {
             .as_ref()
             .is_none_or(|stream| {
                 let expected = stream.seq_at(stream.delivered());
-                segment.seq().offset_from(expected).abs() <= RST_WINDOW
+                // unsigned_abs: a RST exactly 2^31 away is the farthest, not (wrapped) the nearest.
+                segment.seq().offset_from(expected).unsigned_abs() <= RST_WINDOW
             });
         if believable && self.state != TcpState::Closed {
             self.state = TcpState::Closed;
