@@ -30,35 +30,16 @@ PY=$LAB_SYS_PYTHON
 CHECK="$HERE/metrics_check.py"
 U=$LAB_FTP_USER P=$LAB_FTP_PASS
 ADDR=127.0.0.1:9721
-WORK=
 MON_PID=
-N_OK=0 N_FAIL=0 N_NA=0
-
-MAIN_PID=$BASHPID
-cleanup() {
-    local rc=$?
-    [[ $BASHPID == "$MAIN_PID" ]] || exit "$rc"
-    set +eu
-    trap - EXIT INT TERM
+WORK=$(mktemp -d /tmp/ftp-alg-ops-metrics.XXXXXX) || exit 1
+chmod 755 "$WORK"
+# shellcheck source=tests/lab/suite.sh
+source "$LAB/suite.sh"
+suite_cleanup_hook() {
     [[ -n $MON_PID ]] && kill "$MON_PID" 2>/dev/null
     lab_alg_stop
-    lab_down
-    [[ -n $WORK ]] && rm -rf "$WORK"
-    exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
-result() {
-    local st=$1 name=$2 det=$3
-    case "$st" in
-    ok) N_OK=$((N_OK + 1)) ;;
-    n/a) N_NA=$((N_NA + 1)) ;;
-    *) st=FAIL N_FAIL=$((N_FAIL + 1)) ;;
-    esac
-    printf '%s %s (%s)\n' "$st" "$name" "$det"
-}
 # check NAME DETAIL CONDITION...: ok when the condition (a command) succeeds.
 check() {
     local name=$1 detail=$2
@@ -78,12 +59,7 @@ m0() { metric "$1" "$2" queue=0 "${@:3}"; }
 settle() { sleep 1.5; }
 
 nfq() { LAB_CMD_TIMEOUT=5 lab_gw cat /proc/net/netfilter/nfnetlink_queue | awk -v q="$LAB_ALG_QUEUE" '$1 == q'; }
-set_elems() {
-    local json
-    json=$(LAB_CMD_TIMEOUT=10 lab_gw nft -j list set inet ftpalg "$1" 2>/dev/null) || return 1
-    "$PY" "$LAB/lab_inspect.py" set-elems <<<"$json"
-}
-got_sha() { [[ -f $1 ]] && sha256sum <"$1" | cut -d' ' -f1; }
+got_sha() { [[ -f $1 ]] && sha_of "$1"; }
 curl_get() {
     local mode=$1 out=$2 opts=()
     case "$mode" in
@@ -109,7 +85,7 @@ case_format() {
 case_transfers() {
     local s0 s1 mark pasv port elems want out i adds installed events pause_ok=0
     s0=$(scrape) || { result FAIL metrics/transfers "scrape failed"; return; }
-    mark=$(wc -l <"$LAB_ALG_LOG")
+    mark=$(log_mark)
     # What the kernel adds to the set, as it adds it.
     ip netns exec "$LAB_NS_GW" timeout 60 nft monitor new elements >"$WORK/monitor.out" 2>&1 &
     MON_PID=$!
@@ -136,12 +112,12 @@ case_transfers() {
     wait "$MON_PID" 2>/dev/null
     MON_PID=
     s1=$(scrape) || { result FAIL metrics/transfers "scrape after failed"; return; }
-    want=$(lab_content_sha256 file20k.bin)
+    want=$(want_sha file20k.bin)
     out="pasv sha $( [[ $(got_sha "$WORK/pasv.bin") == "$want" ]] && echo ok || echo BAD), port sha $( [[ $(got_sha "$WORK/port.bin") == "$want" ]] && echo ok || echo BAD), paused: $(tail -n 1 "$WORK/pause.out" | cut -c1-20)"
     [[ $(got_sha "$WORK/pasv.bin") == "$want" && $(got_sha "$WORK/port.bin") == "$want" ]] &&
         grep -q "^got 20480 $want" "$WORK/pause.out" && [[ -n $port && $elems == *"$LAB_CLI_V4 $LAB_SRV_V4 $port"* && $during == 1 ]] && pause_ok=1
     adds=$(grep -c 'add element inet ftpalg expect4' "$WORK/monitor.out")
-    tail -n "+$((mark + 1))" "$LAB_ALG_LOG" >"$WORK/case.log"
+    log_since "$mark" >"$WORK/case.log"
     events=$("$PY" "$CHECK" events "$WORK/case.log" expect | grep -c .)
     installed=$(($(m0 "$s1" ftpalg_expectations_installed_total) - $(m0 "$s0" ftpalg_expectations_installed_total)))
     check metrics/transfers "$out; set during the pause: ${elems:-empty} (port ${port:-?}), ftpalg_expectations then: $during; installed +$installed, install events $events, kernel adds $adds" \
@@ -264,15 +240,8 @@ case_two_queues() {
 }
 
 # ------------------------------------------------------------------ main
-main() {
-    local t0=$SECONDS
-    [[ -x $FTPALG_BIN ]] || { echo "metrics tests: $FTPALG_BIN missing (cargo build --release)" >&2; exit 1; }
-    lab_install_deps || { echo "metrics tests: lab_install_deps failed" >&2; exit 1; }
-    WORK=$(mktemp -d /tmp/ftp-alg-metrics.XXXXXX) || exit 1
-    chmod 755 "$WORK"
-    lab_up 2>"$WORK/lab-up.err" || { cat "$WORK/lab-up.err" >&2; echo "metrics tests: lab_up failed" >&2; exit 1; }
-    exec 3>&2 2>>"$WORK/lab.log"
-    if lab_start_server vsftpd && lab_fw_load alg && lab_alg_start --metrics "$ADDR" --log-format json; then
+part_metrics() {
+    if lab_start_server vsftpd && lab_fw_load alg && daemon_or_fail metrics/start --metrics "$ADDR" --log-format json; then
         case_format
         case_transfers
         case_agree_with_queue
@@ -281,15 +250,23 @@ main() {
         lab_alg_stop
         case_two_queues
     else
-        result FAIL metrics/start "lab or daemon did not start: $(tail -n 5 "$WORK/lab.log" | tr '\n' ' ')"
-    fi
-    exec 2>&3 3>&-
-    echo "== metrics tests: $N_OK ok, $N_FAIL FAIL, $N_NA n/a in $((SECONDS - t0)) s"
-    if ((N_FAIL > 0)); then
-        echo "== ftp-alg log (last 20 lines):"
-        lab_alg_log | tail -n 20
-        return 1
+        result FAIL metrics/start "vsftpd or the alg ruleset did not start"
     fi
 }
 
-main "$@"
+t0=$(now)
+[[ -x $FTPALG_BIN ]] || { result FAIL metrics/binary "$FTPALG_BIN missing (cargo build --release)"; exit 1; }
+# vsftpd, curl, nftables, iptables (idempotent; make test's gateway suite has usually
+# installed them already).
+lab_install_deps >/dev/null 2>&1 || { result FAIL lab "lab_install_deps failed"; exit 1; }
+lab_up >/dev/null 2>"$WORK/lab-up.err" || { result FAIL lab "lab_up failed: $(tail -n 3 "$WORK/lab-up.err" | tr '\n' ' ')"; exit 1; }
+exec 3>&2 2>>"$WORK/lab.log"
+SUITE_PARTS="metrics"
+part metrics part_metrics
+exec 2>&3 3>&-
+suite_summary ops/metrics "$t0"
+if ((N_FAIL > 0)); then
+    echo "== ftp-alg log (last 20 lines):"
+    lab_alg_log | tail -n 20
+fi
+((N_FAIL == 0))
