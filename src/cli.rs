@@ -18,6 +18,7 @@ use crate::config::NatMode;
 use crate::config::Policy;
 use crate::config::Unjudged;
 use crate::io::daemon;
+use crate::io::daemon::eventlog::LogFormat;
 use crate::io::nfqueue;
 use crate::io::report::Format;
 use crate::io::watch;
@@ -194,6 +195,15 @@ pub struct RunArgs {
     /// Append logs to this file instead of stderr; SIGHUP reopens it (for logrotate).
     #[arg(long, value_name = "PATH")]
     pub log_file: Option<PathBuf>,
+    /// Log format: text (under systemd: no timestamps, `<N>` priority prefixes for the
+    /// journal), or json (JSON Lines; events carry the fields of `replay --format json`).
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = FormatArg::Text)]
+    pub log_format: FormatArg,
+    /// Serve Prometheus metrics on `GET http://ADDR:PORT/metrics` (e.g. 127.0.0.1:9721;
+    /// off by default). The endpoint has no authentication: bind it to loopback or a
+    /// management address.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<std::net::SocketAddr>,
     /// Where each queue's state (connections, sequence positions, sessions, live
     /// expectations) is left at a clean stop and picked up at the next start.
     #[arg(long, value_name = "DIR", default_value = "/run/ftp-alg")]
@@ -559,6 +569,15 @@ impl RunArgs {
                 dir: self.state_dir.clone(),
                 max_age: Duration::from_secs(self.state_max_age),
             }),
+            metrics: self.metrics,
+        }
+    }
+
+    /// The log format.
+    pub fn log_format(&self) -> LogFormat {
+        match self.log_format {
+            FormatArg::Text => LogFormat::Text,
+            FormatArg::Json => LogFormat::Json,
         }
     }
 }
@@ -761,6 +780,33 @@ mod tests {
             settings.netlink_timeout,
             crate::io::backend::DEFAULT_ANSWER_TIMEOUT
         );
+    }
+
+    #[test]
+    fn metrics_and_log_format() {
+        let Command::Run(args) = parse(&["run"]).unwrap().command else {
+            panic!("not run")
+        };
+        assert_eq!(args.settings().metrics, None, "off by default");
+        assert_eq!(args.log_format(), LogFormat::Text);
+        let Command::Run(args) =
+            parse(&["run", "--metrics", "127.0.0.1:9721", "--log-format", "json"])
+                .unwrap()
+                .command
+        else {
+            panic!("not run")
+        };
+        assert_eq!(
+            args.settings().metrics,
+            Some("127.0.0.1:9721".parse().unwrap())
+        );
+        assert_eq!(args.log_format(), LogFormat::Json);
+        assert!(parse(&["run", "--metrics", "[::1]:9721"]).is_ok());
+        for bad in ["9721", "localhost:9721", "127.0.0.1", "127.0.0.1:99999", ""] {
+            let error = parse(&["run", "--metrics", bad]).unwrap_err();
+            assert_eq!(error.exit_code(), 2, "{bad}");
+        }
+        assert!(parse(&["run", "--log-format", "xml"]).is_err());
     }
 
     #[test]

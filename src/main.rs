@@ -18,6 +18,7 @@ use ftp_alg::cli::Command;
 use ftp_alg::cli::WatchArgs;
 use ftp_alg::io::capture::PcapWriter;
 use ftp_alg::io::daemon;
+use ftp_alg::io::daemon::eventlog;
 use ftp_alg::io::daemon::logfile::LogFile;
 use ftp_alg::io::progress::Progress;
 use ftp_alg::io::replay;
@@ -50,6 +51,7 @@ fn main() -> ExitCode {
             if let Some(file) = &log_file {
                 logger.target(env_logger::Target::Pipe(Box::new(file.clone())));
             }
+            eventlog::configure(&mut logger, args.log_format(), log_file.is_none());
             logger.init();
             match daemon::run(&args.settings(), log_file.as_ref()) {
                 Ok(()) => ExitCode::SUCCESS,

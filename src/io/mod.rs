@@ -4,12 +4,14 @@
 //! ([`report`]) and progress line ([`progress`]); the live, passive capture loop ([`watch`]);
 //! for the daemon, the libc calls ([`sys`], the crate's only `unsafe`), netfilter netlink
 //! ([`netlink`]), NFQUEUE ([`nfqueue`]), the kernel sets that hold expectations
-//! ([`backend`]) and conntrack lookups ([`conntrack`]); the daemon's loop ([`daemon`]).
+//! ([`backend`]) and conntrack lookups ([`conntrack`]); the daemon's loop ([`daemon`])
+//! and its metrics endpoint ([`metrics`]).
 
 pub mod backend;
 pub mod capture;
 pub mod conntrack;
 pub mod daemon;
+pub mod metrics;
 pub mod netlink;
 pub mod nfqueue;
 pub mod progress;

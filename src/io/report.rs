@@ -321,6 +321,16 @@ fn clock(time: Instant) -> String {
     )
 }
 
+/// The daemon's JSON event for `action` (`run --log-format json`): the object replay writes
+/// for the same action, with `"queue"` instead of `"file"` and the time moved by
+/// `shift_micros` (see `jsonl::write_event`). One line, no newline.
+pub(crate) fn daemon_event(action: &Action, queue: Option<u16>, shift_micros: u64) -> String {
+    let mut out = Vec::with_capacity(256);
+    jsonl::write_event(&mut out, action, queue, shift_micros);
+    // NOTE(unwrap): the encoder writes only ASCII punctuation, numbers and serde_json strings.
+    String::from_utf8(out).expect("JSON is UTF-8")
+}
+
 fn direction_name(direction: Direction) -> &'static str {
     match direction {
         Direction::Original => "original",

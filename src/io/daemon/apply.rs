@@ -9,8 +9,10 @@
 //! it withdraws them and queues their removal, which is carried out at once. The counters of
 //! what reached the kernel, how long the kernel took to acknowledge each change that
 //! installs ([`Latency`]), and the log lines of a failing backend (one when it starts, at most
-//! one per 10 s while it lasts, one when updates work again). Used by the daemon's worker for
-//! every packet and timer, and by the root tests that compare the real sets with the engine.
+//! one per 10 s while it lasts, one when updates work again). Also the refusals and
+//! revocations per reason, for the metrics endpoint, and each line's format (text, or the JSON
+//! event of `--log-format json`, `eventlog`). Used by the daemon's worker for every packet and
+//! timer, and by the root tests that compare the real sets with the engine.
 
 use crate::action::Action;
 use crate::action::Release;
@@ -21,11 +23,14 @@ use crate::expect::delta::SetDelta;
 use crate::io::backend::Applied;
 use crate::io::backend::Backend;
 use crate::io::backend::Element;
+use crate::io::daemon::eventlog;
 use crate::io::daemon::latency::Latency;
 use crate::io::daemon::logline;
 use crate::io::daemon::ratelimit::Allow;
 use crate::io::daemon::ratelimit::Every;
 use crate::io::daemon::ratelimit::LogBudget;
+use crate::io::metrics::ReasonCounts;
+use crate::io::report;
 use crate::time::Duration;
 use crate::time::Instant;
 
@@ -48,6 +53,11 @@ pub struct Applier {
     /// The actions applied whose log lines are not written yet ([`Applier::write_log`]), with
     /// when they were applied.
     unlogged: Vec<(Instant, Action)>,
+    /// The queue number, for JSON events.
+    queue: Option<u16>,
+    /// Announcements refused and expectations revoked, per reason.
+    refused: ReasonCounts,
+    revoked: ReasonCounts,
 }
 
 /// How often an ongoing backend failure is logged again.
@@ -101,7 +111,16 @@ impl Applier {
                 failed_removals: 0,
             },
             unlogged: Vec::new(),
+            queue: None,
+            refused: ReasonCounts::default(),
+            revoked: ReasonCounts::default(),
         }
+    }
+
+    /// Name queue `number` in JSON events.
+    pub fn with_queue(mut self, number: u16) -> Self {
+        self.queue = Some(number);
+        self
     }
 
     /// Drain `engine`'s actions into `backend`, as one net change, and keep their log lines
@@ -117,6 +136,7 @@ impl Applier {
             self.delta.clear();
             while let Some(action) = engine.poll_action() {
                 self.delta.push(&action);
+                self.count_reason(&action);
                 let logged = log::log_enabled!(logline::level(&action));
                 match action {
                     Action::Release(release) => {
@@ -168,6 +188,24 @@ impl Applier {
     /// How long the kernel took to acknowledge the changes that installed pinholes.
     pub fn latency(&self) -> &Latency {
         &self.latency
+    }
+
+    /// Announcements refused so far, per reason.
+    pub(crate) fn refused(&self) -> &ReasonCounts {
+        &self.refused
+    }
+
+    /// Expectations revoked so far, per reason.
+    pub(crate) fn revoked(&self) -> &ReasonCounts {
+        &self.revoked
+    }
+
+    fn count_reason(&mut self, action: &Action) {
+        match action {
+            Action::Refuse(refusal) => self.refused.add(refusal.reason.as_str()),
+            Action::Remove(removal) => self.revoked.add(removal.reason.as_str()),
+            Action::Install(_) | Action::Note(_) | Action::Release(_) => {}
+        }
     }
 
     /// True while the backend has failed since its last success.
@@ -276,14 +314,24 @@ impl Applier {
         };
         match bucket.allow(now) {
             Allow::No => self.counters.log_suppressed += 1,
-            Allow::Yes => log::log!(level, "{}: {}", self.name, logline::describe(action)),
+            Allow::Yes => self.write_line(level, action),
             Allow::AfterSuppressed(n) => {
                 log::warn!(
                     "{}: {n} similar log line(s) suppressed (rate limit)",
                     self.name
                 );
-                log::log!(level, "{}: {}", self.name, logline::describe(action));
+                self.write_line(level, action);
             }
+        }
+    }
+
+    /// The line of `action`: text (`logline`), or its JSON event.
+    fn write_line(&self, level: log::Level, action: &Action) {
+        if eventlog::is_json() {
+            let event = report::daemon_event(action, self.queue, eventlog::shift_micros());
+            log::log!(target: eventlog::EVENT_TARGET, level, "{event}");
+        } else {
+            log::log!(level, "{}: {}", self.name, logline::describe(action));
         }
     }
 }

@@ -10,8 +10,12 @@
 //! reopens the log file and checks the backend's sets again. SIGUSR1 logs the counters. A
 //! clean stop leaves each queue's state for the next start (`state`); without one, a
 //! restarted daemon picks running control connections up mid-stream.
+//!
+//! With `--metrics ADDR:PORT` a thread serves the workers' counters (`io::metrics`); the
+//! log's format (`--log-format`) is chosen once for the process (`eventlog`).
 
 pub mod apply;
+pub mod eventlog;
 #[doc(hidden)]
 pub mod fault;
 pub mod latency;
@@ -27,12 +31,16 @@ mod worker;
 #[cfg(test)]
 mod exact_tests;
 #[cfg(test)]
+mod metrics_tests;
+#[cfg(test)]
 mod tests;
 
 use std::fmt;
 use std::io;
 use std::io::Write;
+use std::net::SocketAddr;
 use std::os::unix::net::UnixStream;
+use std::sync::Arc;
 use std::sync::mpsc;
 use std::thread;
 
@@ -64,6 +72,9 @@ use crate::io::daemon::worker::Command;
 use crate::io::daemon::worker::Translations;
 use crate::io::daemon::worker::Worker;
 use crate::io::daemon::worker::WorkerSettings;
+use crate::io::metrics;
+use crate::io::metrics::Board;
+use crate::io::metrics::Slot;
 use crate::io::nfqueue;
 use crate::io::nfqueue::Queue;
 use crate::nat::Translation;
@@ -117,6 +128,8 @@ pub struct Settings {
     pub netlink_timeout: std::time::Duration,
     /// Where each queue's state is left at a clean stop and picked up at the next start.
     pub state: Option<StateOptions>,
+    /// Where the metrics endpoint listens (`--metrics`; off when `None`).
+    pub metrics: Option<SocketAddr>,
 }
 
 /// The state files' place and shelf life.
@@ -255,12 +268,14 @@ pub fn run(settings: &Settings, log_file: Option<&LogFile>) -> Result<(), Daemon
     let mut fault = Fault::from_env();
     let mut handles = Vec::new();
     let mut described = String::new();
+    let board = start_metrics(settings)?;
     if settings.engine.nat.is_on() && matches!(settings.backend, BackendChoice::Ipset { .. }) {
         return Err(DaemonError::Setup(io::Error::other(
             "--nat and --nat-map need --backend nft (an ipset cannot hold the NAT maps)",
         )));
     }
-    for &number in &settings.queues {
+    for (index, &number) in settings.queues.iter().enumerate() {
+        let slot = board.as_ref().and_then(|board| board.slot(index));
         // Each worker has its own netlink sockets; the sets are checked before any packet is
         // taken from the kernel.
         let backend = open_backend(&settings.backend, settings.netlink_timeout)?;
@@ -280,7 +295,7 @@ pub fn run(settings: &Settings, log_file: Option<&LogFile>) -> Result<(), Daemon
                 Faulty::new(queue, fault),
                 (engine, backend, state, translations),
                 settings,
-                clock,
+                (clock, slot),
                 &signals,
             ),
             None => spawn(
@@ -288,7 +303,7 @@ pub fn run(settings: &Settings, log_file: Option<&LogFile>) -> Result<(), Daemon
                 queue,
                 (engine, backend, state, translations),
                 settings,
-                clock,
+                (clock, slot),
                 &signals,
             ),
         };
@@ -305,6 +320,22 @@ pub fn run(settings: &Settings, log_file: Option<&LogFile>) -> Result<(), Daemon
         settings.engine.expectation_lifetime
     );
     serve(&mut signals, handles, log_file)
+}
+
+/// With `--metrics`: the board the workers publish to, served on its own thread.
+fn start_metrics(settings: &Settings) -> Result<Option<Arc<Board>>, DaemonError> {
+    let Some(addr) = settings.metrics else {
+        return Ok(None);
+    };
+    let board = Arc::new(Board::new(settings.queues.len()));
+    let bound = metrics::http::serve(addr, Arc::clone(&board), metrics::http::Limits::default())
+        .map_err(|error| {
+            DaemonError::Setup(io::Error::other(format!(
+                "cannot serve metrics on {addr}: {error}"
+            )))
+        })?;
+    log::info!("metrics: http://{bound}/metrics");
+    Ok(Some(board))
 }
 
 /// Answer signals until a stop signal, or until a failing worker closes `signals`; then stop
@@ -420,7 +451,7 @@ fn spawn<S: PacketSource + Send + 'static>(
     mut source: S,
     (engine, backend, state, translations): WorkerParts,
     settings: &Settings,
-    clock: Clock,
+    (clock, slot): (Clock, Option<Arc<Slot>>),
     signals: &Signals,
 ) -> Result<Handle, DaemonError> {
     let (commands, receiver) = mpsc::channel();
@@ -441,7 +472,8 @@ fn spawn<S: PacketSource + Send + 'static>(
         .name(name.clone())
         .spawn(move || {
             supervise::run_worker(number, &stop_all, || {
-                let mut worker = Worker::new(name, engine, backend, worker_settings, clock);
+                let mut worker = Worker::new(name, engine, backend, worker_settings, clock)
+                    .observed(number, slot);
                 if let Some(translations) = translations {
                     worker = worker.with_translations(translations);
                 }

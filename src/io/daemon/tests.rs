@@ -171,7 +171,7 @@ fn settings() -> WorkerSettings {
     }
 }
 
-fn rig(fail: bool) -> (Worker, FakeQueue, Journal) {
+pub(super) fn rig(fail: bool) -> (Worker, FakeQueue, Journal) {
     let journal = Journal::default();
     let backend = FakeBackend {
         journal: journal.clone(),
@@ -194,7 +194,7 @@ fn rig(fail: bool) -> (Worker, FakeQueue, Journal) {
 }
 
 /// A passive session: the 227 (packet 5) announces 203.0.113.2:50000 (195*256+80).
-fn passive_session() -> Vec<Vec<u8>> {
+pub(super) fn passive_session() -> Vec<Vec<u8>> {
     let mut c = Conversation::new(
         "198.51.100.2:40000".parse().unwrap(),
         "203.0.113.2:21".parse().unwrap(),
@@ -212,7 +212,7 @@ fn passive_session() -> Vec<Vec<u8>> {
     c.take_packets().into_iter().map(|p| p.bytes).collect()
 }
 
-fn feed(worker: &mut Worker, queue: &mut FakeQueue, packets: &[Vec<u8>]) {
+pub(super) fn feed(worker: &mut Worker, queue: &mut FakeQueue, packets: &[Vec<u8>]) {
     for (id, bytes) in packets.iter().enumerate() {
         let packet = QueuedPacket {
             id: u32::try_from(id).unwrap(),
@@ -675,6 +675,7 @@ fn daemon_settings() -> Settings {
         stats_interval: None,
         netlink_timeout: Duration::from_millis(250),
         state: None,
+        metrics: None,
     }
 }
 
@@ -694,9 +695,9 @@ fn serve_with_a_failing_queue(panic: bool) -> (Result<(), DaemonError>, Duration
     let started = Instant::now();
     let failing = FailingQueue::new(panic);
     let handles = vec![
-        spawn(1, idle(0), parts(), &settings, clock, &signals).unwrap(),
-        spawn(2, failing, parts(), &settings, clock, &signals).unwrap(),
-        spawn(3, idle(1), parts(), &settings, clock, &signals).unwrap(),
+        spawn(1, idle(0), parts(), &settings, (clock, None), &signals).unwrap(),
+        spawn(2, failing, parts(), &settings, (clock, None), &signals).unwrap(),
+        spawn(3, idle(1), parts(), &settings, (clock, None), &signals).unwrap(),
     ];
     let (done, result) = mpsc::channel();
     thread::spawn(move || done.send(serve(&mut signals, handles, None)));

@@ -17,11 +17,18 @@
 //! [`MAX_BATCH`] packets. A batch releases every packet still queued up to its id, so there
 //! is none while a held packet waits in the kernel; the installs of a batched packet were
 //! acknowledged before it joined the batch, as for any verdict.
+//!
+//! Each verdict's latency (from the packet's receipt, when `judge` reads the clock, to the
+//! verdict; a batch's packets to the batch verdict) goes into a histogram: one more clock
+//! read per verdict given alone, one per batch. With `--metrics`, about once a second the
+//! worker offers a snapshot of everything it counts to its slot (`io::metrics`), never
+//! waiting for the serving thread.
 
 use std::io;
 use std::io::Read;
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
+use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 
 use crate::action::Verdict;
@@ -29,16 +36,20 @@ use crate::engine::Engine;
 use crate::flow::Control;
 use crate::io::backend::Backend;
 use crate::io::daemon::apply::Applier;
+use crate::io::daemon::latency::Latency;
 use crate::io::daemon::ratelimit::Allow;
 use crate::io::daemon::ratelimit::Every;
 use crate::io::daemon::source::PacketSource;
 use crate::io::daemon::source::QueuedPacket;
 use crate::io::daemon::state::StateFile;
+use crate::io::metrics::Slot;
 use crate::io::nfqueue;
 use crate::io::sys;
 use crate::nat::Translation;
 use crate::time::Duration;
 use crate::time::Instant;
+
+mod observe;
 
 /// The most plain accepts one batch verdict gives.
 const MAX_BATCH: u32 = 64;
@@ -105,7 +116,7 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
-    fn fields(&self) -> [(&'static str, u64); 14] {
+    pub(crate) fn fields(&self) -> [(&'static str, u64); 14] {
         [
             ("packets", self.packets),
             ("accepted", self.accepted),
@@ -150,8 +161,8 @@ pub(crate) struct Worker {
     counters: Counters,
     clock: Clock,
     next_stats: Option<Instant>,
-    /// Held packets: the engine's id to the kernel's.
-    held: std::collections::HashMap<crate::nat::flow::HeldId, u32>,
+    /// Held packets: the engine's id to the kernel's, and when it was received.
+    held: std::collections::HashMap<crate::nat::flow::HeldId, (u32, Instant)>,
     /// Where translations are learned (`--nat`: conntrack).
     translations: Option<Box<dyn Translations>>,
     /// The kernel's loss counters at the last look, and when to look again.
@@ -162,7 +173,17 @@ pub(crate) struct Worker {
     overrun_lines: Every,
     /// Plain accepts not given yet: how many, and the last packet's id (see the module doc).
     deferred: (u32, Option<u32>),
+    /// When each of the deferred packets was received.
+    deferred_since: Vec<Instant>,
+    /// Packet received to verdict given.
+    verdict_latency: Latency,
+    /// With `--metrics`: the queue number, where snapshots go, and when the next is due.
+    metrics: Option<(u16, Arc<Slot>)>,
+    next_publish: Instant,
 }
+
+/// How often a worker offers a snapshot to the metrics endpoint.
+const PUBLISH_PERIOD: Duration = Duration::from_secs(1);
 
 /// How often the kernel's loss counters are read, and an ongoing loss is logged again.
 const KERNEL_LOOK_PERIOD: Duration = Duration::from_secs(1);
@@ -201,7 +222,19 @@ impl Worker {
             queue_full_lines: Every::new(LOSS_LINE_PERIOD),
             overrun_lines: Every::new(LOSS_LINE_PERIOD),
             deferred: (0, None),
+            deferred_since: Vec::with_capacity(MAX_BATCH as usize),
+            verdict_latency: Latency::new(),
+            metrics: None,
+            next_publish: now,
         }
+    }
+
+    /// Name queue `number` in JSON events, and, with `slot`, offer snapshots of the counters
+    /// there (`--metrics`).
+    pub(crate) fn observed(mut self, number: u16, slot: Option<Arc<Slot>>) -> Self {
+        self.applier = self.applier.with_queue(number);
+        self.metrics = slot.map(|slot| (number, slot));
+        self
     }
 
     /// Learn translations from `translations` (conntrack) when the engine asks.
@@ -249,28 +282,30 @@ impl Worker {
                 self.counters.accepted += 1;
                 let count = self.deferred.0 + 1;
                 self.deferred = (count, Some(packet.id));
+                self.deferred_since.push(now);
                 if count >= MAX_BATCH {
                     self.flush_accepts(source);
                 }
             }
             Verdict::Accept => {
                 self.flush_accepts(source);
-                self.give(source, packet.id, None);
+                self.give(source, packet.id, None, now);
             }
             Verdict::Hold(held) => {
                 self.flush_accepts(source);
                 self.counters.held += 1;
-                self.held.insert(held, packet.id);
+                self.held.insert(held, (packet.id, now));
             }
             Verdict::Rewritten => {
                 self.flush_accepts(source);
                 let rewritten = self.engine.rewritten().to_vec();
-                self.give(source, packet.id, Some(&rewritten));
+                self.give(source, packet.id, Some(&rewritten), now);
             }
             Verdict::Drop => {
                 self.flush_accepts(source);
                 self.counters.dropped += 1;
                 self.report(packet.id, source.verdict(packet.id, Verdict::Drop));
+                self.verdict_given(now);
             }
         }
     }
@@ -291,10 +326,21 @@ impl Worker {
             source.accept_through(id)
         };
         self.report(id, result);
+        let given = self.clock.now();
+        for received in self.deferred_since.drain(..) {
+            let micros = given.saturating_since(received).as_micros();
+            self.verdict_latency.record(micros);
+        }
     }
 
-    /// Release packet `id`, as it came or as `datagram`.
-    fn give(&mut self, source: &mut dyn PacketSource, id: u32, datagram: Option<&[u8]>) {
+    /// Release packet `id` (received at `received`), as it came or as `datagram`.
+    fn give(
+        &mut self,
+        source: &mut dyn PacketSource,
+        id: u32,
+        datagram: Option<&[u8]>,
+        received: Instant,
+    ) {
         self.counters.accepted += 1;
         let result = match datagram {
             Some(bytes) => {
@@ -304,6 +350,7 @@ impl Worker {
             None => source.verdict(id, Verdict::Accept),
         };
         self.report(id, result);
+        self.verdict_given(received);
     }
 
     fn report(&mut self, id: u32, result: io::Result<()>) {
@@ -320,11 +367,11 @@ impl Worker {
             self.flush_accepts(source);
         }
         for release in releases {
-            let Some(id) = self.held.remove(&release.id) else {
+            let Some((id, received)) = self.held.remove(&release.id) else {
                 continue;
             };
             let datagram = release.rewritten.then_some(release.datagram.as_slice());
-            self.give(source, id, datagram);
+            self.give(source, id, datagram, received);
         }
     }
 
@@ -378,6 +425,10 @@ impl Worker {
                 self.next_stats = Some(now + every);
             }
         }
+        if self.metrics.is_some() && now >= self.next_publish {
+            self.next_publish = now + PUBLISH_PERIOD;
+            self.publish(now);
+        }
     }
 
     /// Count the packets the kernel dropped since the last look, before we could see them
@@ -413,7 +464,8 @@ impl Worker {
     /// How long the loop may sleep.
     fn sleep(&self) -> std::time::Duration {
         let now = self.clock.now();
-        let next = [self.engine.poll_timeout(), self.next_stats]
+        let publish = self.metrics.is_some().then_some(self.next_publish);
+        let next = [self.engine.poll_timeout(), self.next_stats, publish]
             .into_iter()
             .flatten()
             .min();
@@ -445,6 +497,9 @@ impl Worker {
             line += &format!(" {name}={value}");
         }
         for (name, value) in self.applier.latency().fields() {
+            line += &format!(" {name}={value}");
+        }
+        for (name, value) in self.verdict_latency.verdict_fields() {
             line += &format!(" {name}={value}");
         }
         for (name, value) in self.engine.stats().fields() {

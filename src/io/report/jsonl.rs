@@ -20,11 +20,20 @@ use crate::expect::DataKey;
 use crate::flow::Control;
 use crate::time::Instant;
 
+/// Where a record comes from: a capture (replay's `"file"`) or one of the daemon's queues
+/// (`"queue"`, placed where `"file"` would be: the daemon's lines are not byte-compared with
+/// `serde_json`'s, and a reader does not care about the order of keys).
+#[derive(Debug, Clone, Copy)]
+enum Origin<'a> {
+    File(&'a str),
+    Queue(Option<u16>),
+}
+
 /// Append `record` (not a summary) as one JSON object, with `"file": file`, to `out`.
 pub(super) fn write(out: &mut Vec<u8>, record: &Record<'_>, file: &str) {
     let mut o = Object::open(out);
     match record {
-        Record::Action(action) => action_fields(&mut o, action, file),
+        Record::Action(action) => action_fields(&mut o, action, Origin::File(file)),
         Record::Admit {
             time,
             src,
@@ -72,12 +81,28 @@ pub(super) fn write(out: &mut Vec<u8>, record: &Record<'_>, file: &str) {
     o.close();
 }
 
-fn action_fields(o: &mut Object<'_>, action: &Action, file: &str) {
+/// Append the daemon's event for `action` to `out`: the object replay writes for it, with
+/// `"queue": queue` (when known) in place of `"file"`, and its time moved by `shift_micros`
+/// (the daemon's clock is monotonic since boot; shifted, it is seconds since the Unix epoch,
+/// as a capture's timestamps are).
+pub(super) fn write_event(
+    out: &mut Vec<u8>,
+    action: &Action,
+    queue: Option<u16>,
+    shift_micros: u64,
+) {
+    let mut o = Object::open(out);
+    o.shift = shift_micros;
+    action_fields(&mut o, action, Origin::Queue(queue));
+    o.close();
+}
+
+fn action_fields(o: &mut Object<'_>, action: &Action, origin: Origin<'_>) {
     match action {
         Action::Install(e) => {
             o.control(&e.control);
             o.data(&e.key);
-            o.str("file", file);
+            o.origin(origin);
             o.key("lifetime");
             o.f64(e.lifetime.as_secs_f64());
             o.str("mode", e.mode.as_str());
@@ -93,14 +118,14 @@ fn action_fields(o: &mut Object<'_>, action: &Action, file: &str) {
                 Some(endpoint) => o.display(endpoint),
                 None => o.out.extend_from_slice(b"null"),
             }
-            o.str("file", file);
+            o.origin(origin);
             o.str("reason", r.reason.as_str());
             o.time(r.time);
             o.str("trigger", r.trigger.as_str());
             o.str("type", "refuse");
         }
         Action::Release(r) => {
-            o.str("file", file);
+            o.origin(origin);
             o.key("held");
             o.u64(r.id.0);
             o.key("rewritten");
@@ -111,7 +136,7 @@ fn action_fields(o: &mut Object<'_>, action: &Action, file: &str) {
         Action::Remove(r) => {
             o.control(&r.expectation.control);
             o.data(&r.expectation.key);
-            o.str("file", file);
+            o.origin(origin);
             o.str("reason", r.reason.as_str());
             o.time(r.time);
             o.str("trigger", r.expectation.trigger.as_str());
@@ -124,14 +149,14 @@ fn action_fields(o: &mut Object<'_>, action: &Action, file: &str) {
         }) => {
             o.control(control);
             o.str("direction", direction_name(*direction));
-            o.str("file", file);
+            o.origin(origin);
             o.time(*time);
             o.str("type", "conflict");
         }
         Action::Note(Note::Encrypted { time, control }) => {
             o.control(control);
             o.str("detail", FTPS_ADVICE);
-            o.str("file", file);
+            o.origin(origin);
             o.str("see", FTPS_DOC);
             o.time(*time);
             o.str("type", "tls");
@@ -142,7 +167,7 @@ fn action_fields(o: &mut Object<'_>, action: &Action, file: &str) {
             reason,
         }) => {
             o.control(control);
-            o.str("file", file);
+            o.origin(origin);
             o.str("reason", reason.as_str());
             o.time(*time);
             o.str("type", "poisoned");
@@ -154,12 +179,18 @@ fn action_fields(o: &mut Object<'_>, action: &Action, file: &str) {
 struct Object<'a> {
     out: &'a mut Vec<u8>,
     fields: usize,
+    /// Added to every `"time"` (microseconds).
+    shift: u64,
 }
 
 impl<'a> Object<'a> {
     fn open(out: &'a mut Vec<u8>) -> Self {
         out.push(b'{');
-        Self { out, fields: 0 }
+        Self {
+            out,
+            fields: 0,
+            shift: 0,
+        }
     }
 
     fn close(self) {
@@ -196,7 +227,19 @@ impl<'a> Object<'a> {
 
     fn time(&mut self, time: Instant) {
         self.key("time");
+        let time = Instant::from_micros(time.as_micros().saturating_add(self.shift));
         self.f64(time.as_secs_f64());
+    }
+
+    fn origin(&mut self, origin: Origin<'_>) {
+        match origin {
+            Origin::File(file) => self.str("file", file),
+            Origin::Queue(Some(queue)) => {
+                self.key("queue");
+                self.u64(u64::from(queue));
+            }
+            Origin::Queue(None) => {}
+        }
     }
 
     /// A quoted `Display` value that needs no escaping (addresses).
