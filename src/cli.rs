@@ -11,6 +11,7 @@ use clap::Subcommand;
 use clap::ValueEnum;
 
 use crate::action::Verdict;
+use crate::check;
 use crate::config::Config;
 use crate::config::Nat;
 use crate::config::NatMode;
@@ -44,6 +45,20 @@ pub enum Command {
     Run(RunArgs),
     /// Print the firewall ruleset that pairs with `ftp-alg run` (or the kernel helper's).
     Rules(RulesArgs),
+    /// Inspect this network namespace's kernel and firewall for the set-up that `run` with
+    /// the same options needs; one line per check (ok, warn, missing, conflict) with what to
+    /// do. Exit status 1 when the set-up cannot work, 0 otherwise (warnings allowed).
+    Check(CheckArgs),
+}
+
+/// `ftp-alg check` options: exactly those of `ftp-alg run`, so a unit can check with the
+/// options it runs with. Those that matter: `--queue`, `--backend`, the table and set names,
+/// `--control-port`, `--nat`/`--nat-map`, `--max-expectations-total`, `--netlink-timeout`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The daemon's options.
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 /// Engine options shared by `replay` and `run`.
@@ -493,6 +508,65 @@ impl RunArgs {
                 dir: self.state_dir.clone(),
                 max_age: Duration::from_secs(self.state_max_age),
             }),
+        }
+    }
+}
+
+impl CheckArgs {
+    /// The set-up `run` with these options would need.
+    pub fn setup(&self) -> check::Setup {
+        let run = &self.run;
+        let names = &run.names;
+        let nat_maps = run.nat || !run.engine.nat_map.is_empty();
+        let mut rules_options = Vec::new();
+        let queues = &run.queues.0;
+        if queues != &[0] {
+            let (first, last) = (queues[0], queues[queues.len() - 1]);
+            rules_options.push(format!("--queue {first}-{last}"));
+        }
+        let backend = match run.backend {
+            BackendArg::Nft => {
+                for (flag, value, default) in [
+                    ("--table", &names.table, "ftpalg"),
+                    ("--set4", &names.set4, "expect4"),
+                    ("--set6", &names.set6, "expect6"),
+                ] {
+                    if value != default {
+                        rules_options.push(format!("{flag} {value}"));
+                    }
+                }
+                check::Backend::Nft {
+                    table: names.table.clone(),
+                    sets: [names.set4.clone(), names.set6.clone()],
+                    maps: nat_maps.then(crate::io::check::default_nat_maps),
+                }
+            }
+            BackendArg::Ipset => {
+                for (flag, value, default) in [
+                    ("--ipset4", &names.ipset4, "ftpalg-expect4"),
+                    ("--ipset6", &names.ipset6, "ftpalg-expect6"),
+                ] {
+                    if value != default {
+                        rules_options.push(format!("{flag} {value}"));
+                    }
+                }
+                check::Backend::Ipset {
+                    sets: [names.ipset4.clone(), names.ipset6.clone()],
+                }
+            }
+            BackendArg::None => check::Backend::None,
+        };
+        let control_ports = run.config().control_ports;
+        if control_ports != [21] {
+            rules_options.extend(control_ports.iter().map(|p| format!("--control-port {p}")));
+        }
+        check::Setup {
+            backend,
+            queues: queues.clone(),
+            control_ports,
+            nat: run.nat,
+            max_expectations_total: run.engine.max_expectations_total,
+            rules_options: rules_options.join(" "),
         }
     }
 }

@@ -4,10 +4,11 @@
 //! reporting ([`report`]); for the daemon, the libc calls ([`sys`], the crate's only
 //! `unsafe`), netfilter netlink ([`netlink`]), NFQUEUE ([`nfqueue`]), the kernel sets
 //! that hold expectations ([`backend`]) and conntrack lookups ([`conntrack`]); the daemon's
-//! loop ([`daemon`]).
+//! loop ([`daemon`]); what `ftp-alg check` reads from the kernel ([`check`]).
 
 pub mod backend;
 pub mod capture;
+pub mod check;
 pub mod conntrack;
 pub mod daemon;
 pub mod netlink;
