@@ -517,24 +517,24 @@ impl CheckArgs {
     pub fn setup(&self) -> check::Setup {
         let run = &self.run;
         let names = &run.names;
-        let nat_maps = run.nat || !run.engine.nat_map.is_empty();
-        let mut rules_options = Vec::new();
         let queues = &run.queues.0;
+        let mut rules_options = Vec::new();
         if queues != &[0] {
-            let (first, last) = (queues[0], queues[queues.len() - 1]);
-            rules_options.push(format!("--queue {first}-{last}"));
+            // `rules` takes one range; a list that is not one is refused there, with a reason.
+            rules_options.push(format!(
+                "--queue {}-{}",
+                queues[0],
+                queues[queues.len() - 1]
+            ));
         }
         let backend = match run.backend {
             BackendArg::Nft => {
-                for (flag, value, default) in [
+                rules_options.extend(changed(&[
                     ("--table", &names.table, "ftpalg"),
                     ("--set4", &names.set4, "expect4"),
                     ("--set6", &names.set6, "expect6"),
-                ] {
-                    if value != default {
-                        rules_options.push(format!("{flag} {value}"));
-                    }
-                }
+                ]));
+                let nat_maps = run.nat || !run.engine.nat_map.is_empty();
                 check::Backend::Nft {
                     table: names.table.clone(),
                     sets: [names.set4.clone(), names.set6.clone()],
@@ -542,14 +542,10 @@ impl CheckArgs {
                 }
             }
             BackendArg::Ipset => {
-                for (flag, value, default) in [
+                rules_options.extend(changed(&[
                     ("--ipset4", &names.ipset4, "ftpalg-expect4"),
                     ("--ipset6", &names.ipset6, "ftpalg-expect6"),
-                ] {
-                    if value != default {
-                        rules_options.push(format!("{flag} {value}"));
-                    }
-                }
+                ]));
                 check::Backend::Ipset {
                     sets: [names.ipset4.clone(), names.ipset6.clone()],
                 }
@@ -569,6 +565,15 @@ impl CheckArgs {
             rules_options: rules_options.join(" "),
         }
     }
+}
+
+/// `FLAG VALUE` for each name that is not its default (for the `rules` command line).
+fn changed(names: &[(&str, &String, &str)]) -> Vec<String> {
+    names
+        .iter()
+        .filter(|(_, value, default)| value.as_str() != *default)
+        .map(|(flag, value, _)| format!("{flag} {value}"))
+        .collect()
 }
 
 impl RulesArgs {
@@ -782,6 +787,42 @@ mod tests {
         }
         assert!(parse(&["run", "--netlink-timeout", "10"]).is_ok());
         assert!(parse(&["run", "--netlink-timeout", "10000"]).is_ok());
+    }
+
+    #[test]
+    fn check_takes_run_options_and_names_them_for_rules() {
+        let Command::Check(args) = parse(&[
+            "check",
+            "--queue",
+            "2-3",
+            "--table",
+            "gw",
+            "--control-port",
+            "2121",
+            "--nat",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not check")
+        };
+        let setup = args.setup();
+        assert_eq!(setup.queues, vec![2, 3]);
+        assert_eq!(setup.control_ports, vec![2121]);
+        assert!(setup.nat);
+        assert_eq!(
+            setup.rules_options,
+            "--queue 2-3 --table gw --control-port 2121"
+        );
+        let check::Backend::Nft { table, maps, .. } = setup.backend else {
+            panic!("not nft")
+        };
+        assert_eq!(table, "gw");
+        assert!(maps.is_some(), "--nat checks the DNAT maps");
+        let Command::Check(args) = parse(&["check", "--backend", "ipset"]).unwrap().command else {
+            panic!("not check")
+        };
+        assert_eq!(args.setup().rules_options, "");
     }
 
     #[test]

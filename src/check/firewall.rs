@@ -1,7 +1,7 @@
 //! Findings about the firewall: the nft table, the sets (the backend's own check, their
 //! size, the ipset `timeout` option), the NAT maps' rule, the rule that admits a data
-//! connection, the queue rule (`queue_rule`), and the kernel's own FTP helper attached to
-//! the same traffic.
+//! connection; and hands the queue rule to `queue_rule` and the kernel's own FTP helper to
+//! `helper`.
 
 use crate::check::Backend;
 use crate::check::Finding;
@@ -9,6 +9,7 @@ use crate::check::Observations;
 use crate::check::Report;
 use crate::check::Setup;
 use crate::check::Status;
+use crate::check::helper;
 use crate::check::iptables;
 use crate::check::nft;
 use crate::check::queue_rule;
@@ -63,7 +64,12 @@ pub(super) fn judge(setup: &Setup, seen: &Observations, report: &mut Report) {
         }
     }
     queue_rule::judge(setup, &queue_rules, seen.queue_statement.as_ref(), report);
-    report.push(kernel_helper(setup, &rulesets, seen));
+    report.push(helper::judge(
+        setup,
+        rulesets.nft.as_ref(),
+        &rulesets.ipt,
+        seen.helper_autoassign.as_deref(),
+    ));
 }
 
 /// Parse what was listed; a listing that failed is one `warn` each.
@@ -285,79 +291,4 @@ fn ipset_headers(setup: &Setup, seen: &Observations, sets: &[String; 2], report:
             report.push(small_set(setup, &format!("ipset {name}"), size));
         }
     }
-}
-
-fn kernel_helper(setup: &Setup, rulesets: &Rulesets, seen: &Observations) -> Finding {
-    const TOPIC: &str = "kernel FTP helper";
-    let ours = |dport: &Option<Vec<(u16, u16)>>| match dport {
-        None => true,
-        Some(ranges) => setup
-            .control_ports
-            .iter()
-            .any(|p| ranges.iter().any(|(a, b)| a <= p && p <= b)),
-    };
-    let mut places = Vec::new();
-    if let Some(ruleset) = &rulesets.nft {
-        for rule in &ruleset.rules {
-            let Some(helper) = &rule.helper else { continue };
-            let is_ftp = ruleset.helpers.iter().any(|(f, t, n, kind)| {
-                f == &rule.family && t == &rule.table && n == helper && kind == "ftp"
-            });
-            if is_ftp && ours(&rule.dport) && !ruleset.hooks_of(rule).is_empty() {
-                places.push(format!(
-                    "nft rule `ct helper set \"{helper}\"` in {} {} chain {} (handle {}); \
-                     remove it: nft delete rule {} {} {} handle {}",
-                    rule.family,
-                    rule.table,
-                    rule.chain,
-                    rule.handle,
-                    rule.family,
-                    rule.table,
-                    rule.chain,
-                    rule.handle
-                ));
-            }
-        }
-    }
-    for (rules, tool) in rulesets.ipt.iter().zip(["iptables", "ip6tables"]) {
-        for rule in rules.iter().flatten() {
-            let ftp = rule.helper.as_deref().is_some_and(|h| h.starts_with("ftp"));
-            if ftp
-                && ours(&rule.dport)
-                && iptables::hook_of(rules.as_deref().unwrap_or(&[]), rule).is_some()
-            {
-                let delete = rule.text.replacen("-A ", "-D ", 1);
-                places.push(format!(
-                    "`{}` in {tool} table {}; remove it: {tool} -t {} {delete}",
-                    rule.text, rule.table, rule.table
-                ));
-            }
-        }
-    }
-    if seen.helper_autoassign.as_deref().map(str::trim) == Some("1") {
-        places.push(
-            "automatic helper assignment is on (net.netfilter.nf_conntrack_helper=1); turn it \
-             off: sysctl -w net.netfilter.nf_conntrack_helper=0"
-                .to_owned(),
-        );
-    }
-    if places.is_empty() {
-        return Finding::new(
-            Status::Ok,
-            TOPIC,
-            "not attached to the control connections (no `ct helper` rule, no `CT --helper \
-             ftp`, no automatic assignment)",
-        );
-    }
-    Finding::new(
-        Status::Conflict,
-        TOPIC,
-        format!(
-            "the kernel's nf_conntrack_ftp is attached to the same traffic: it opens its own \
-             expectations (related connections pass the filter without ftp-alg's checks) \
-             and, with NAT, rewrites the same lines. Found: {}",
-            places.join("; ")
-        ),
-    )
-    .fix("remove the helper assignment (the commands above)")
 }

@@ -11,10 +11,11 @@
 //!
 //! Submodules: [`nft`] reads nft's JSON into the few facts the checks need, [`iptables`]
 //! does the same for `iptables-save`, `kernel` judges the kernel's facilities and the
-//! queue's owner, `firewall` the table, sets, rules and the kernel helper, `queue_rule` the
-//! rule that queues control packets.
+//! queue's owner, `firewall` the table, sets and admission rules, `queue_rule` the
+//! rule that queues control packets, `helper` the kernel's own FTP helper.
 
 mod firewall;
+mod helper;
 pub mod iptables;
 mod kernel;
 pub mod nft;
