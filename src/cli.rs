@@ -527,6 +527,7 @@ impl CheckArgs {
                 queues[queues.len() - 1]
             ));
         }
+        let nat = run.nat || !run.engine.nat_map.is_empty();
         let backend = match run.backend {
             BackendArg::Nft => {
                 rules_options.extend(changed(&[
@@ -534,11 +535,10 @@ impl CheckArgs {
                     ("--set4", &names.set4, "expect4"),
                     ("--set6", &names.set6, "expect6"),
                 ]));
-                let nat_maps = run.nat || !run.engine.nat_map.is_empty();
                 check::Backend::Nft {
                     table: names.table.clone(),
                     sets: [names.set4.clone(), names.set6.clone()],
-                    maps: nat_maps.then(crate::io::check::default_nat_maps),
+                    maps: nat.then(crate::io::check::default_nat_maps),
                 }
             }
             BackendArg::Ipset => {
@@ -560,7 +560,8 @@ impl CheckArgs {
             backend,
             queues: queues.clone(),
             control_ports,
-            nat: run.nat,
+            nat,
+            conntrack: run.nat,
             max_expectations_total: run.engine.max_expectations_total,
             rules_options: rules_options.join(" "),
         }
@@ -819,6 +820,17 @@ mod tests {
         };
         assert_eq!(table, "gw");
         assert!(maps.is_some(), "--nat checks the DNAT maps");
+        let Command::Check(args) = parse(&["check", "--nat-map", "192.0.2.2=203.0.113.1"])
+            .unwrap()
+            .command
+        else {
+            panic!("not check")
+        };
+        let setup = args.setup();
+        assert!(
+            setup.nat && !setup.conntrack,
+            "static pairs: NAT form, no conntrack"
+        );
         let Command::Check(args) = parse(&["check", "--backend", "ipset"]).unwrap().command else {
             panic!("not check")
         };

@@ -22,7 +22,7 @@ pub(super) fn judge(setup: &Setup, seen: &Observations, report: &mut Report) {
             report.push(element_timeouts(probe));
         }
     }
-    if setup.nat {
+    if setup.conntrack {
         report.push(ctnetlink(seen.ctnetlink.as_ref()));
     }
 }

@@ -86,8 +86,11 @@ pub struct Setup {
     pub queues: Vec<u16>,
     /// The FTP control ports.
     pub control_ports: Vec<u16>,
-    /// `--nat`: translations are learned from conntrack.
+    /// NAT rewriting is on (`--nat`, or `--nat-map` pairs): the NAT form of the ruleset is
+    /// needed (a queue before conntrack, the DNAT maps).
     pub nat: bool,
+    /// `--nat`: translations are learned from conntrack, so ctnetlink must answer.
+    pub conntrack: bool,
     /// `--max-expectations-total`: the sets must hold at least this many.
     pub max_expectations_total: u64,
     /// The `ftp-alg rules` options that print the matching ruleset for this set-up (names,

@@ -27,6 +27,7 @@ fn nft_setup() -> Setup {
         queues: vec![0],
         control_ports: vec![21],
         nat: false,
+        conntrack: false,
         max_expectations_total: 49_152,
         rules_options: String::new(),
     }
@@ -49,6 +50,7 @@ fn nat_setup() -> Setup {
             maps: Some(["dnat4".into(), "dnat6".into()]),
         },
         nat: true,
+        conntrack: true,
         ..nft_setup()
     }
 }
@@ -411,4 +413,13 @@ fn nothing_listable_says_cannot_tell_rather_than_missing() {
     let report = judge(&nft_setup(), &seen);
     assert_eq!(status(&report, "queue rule"), Status::Warn);
     assert_eq!(status(&report, "kernel FTP helper"), Status::Warn);
+}
+
+#[test]
+fn static_nat_pairs_need_the_nat_form_but_not_conntrack() {
+    let mut setup = nat_setup();
+    setup.conntrack = false;
+    let report = judge(&setup, &good());
+    assert!(report.topic("ctnetlink").is_none(), "{report}");
+    assert_eq!(status(&report, "NAT queue placement"), Status::Missing);
 }

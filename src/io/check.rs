@@ -55,7 +55,7 @@ pub fn observe(setup: &Setup, timeout: Duration) -> Observations {
         ],
         set_check: set_check(&setup.backend, timeout),
         ipset_headers: ipset_headers(&setup.backend),
-        ctnetlink: setup.nat.then(|| ctnetlink(timeout)),
+        ctnetlink: setup.conntrack.then(|| ctnetlink(timeout)),
         helper_autoassign: std::fs::read_to_string(HELPER_SYSCTL).ok(),
     }
 }
