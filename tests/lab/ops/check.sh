@@ -5,7 +5,8 @@
 # finding: no table; a set missing; a set without `flags timeout`; no queue rule; a queue
 # rule without bypass (a warning: exit 0); the kernel's FTP helper attached (conflict); the
 # ipset backend without its sets; a daemon already bound to the queue (ftp-alg: warn, another
-# program: conflict); the NAT form with and without its pre-conntrack queue rule.
+# program: conflict); the daemon and the check with only CAP_NET_ADMIN; the ruleset the
+# systemd unit loads; the NAT form with and without its pre-conntrack queue rule.
 #
 #   OPS_ONLY=check bash tests/lab/ops-tests.sh     # or: LAB_PREFIX=fops-check bash tests/lab/ops/check.sh
 #
@@ -174,6 +175,30 @@ case_capped() {
     lab_alg_stop
 }
 
+case_units() {
+    # What dist/ftp-alg-rules.service runs (its ExecStart with its default Environment=, the
+    # binary's path replaced) loads a ruleset that `check` with dist/ftp-alg.service's default
+    # options accepts.
+    local dist="$LAB_REPO/dist" opts loader run_opts line
+    opts=$(sed -n 's/^Environment="FTP_ALG_RULES_OPTIONS=\(.*\)"$/\1/p' "$dist/ftp-alg-rules.service")
+    loader=$(sed -n 's/^Environment="FTP_ALG_RULES_LOADER=\(.*\)"$/\1/p' "$dist/ftp-alg-rules.service")
+    run_opts=$(sed -n 's/^Environment="FTP_ALG_OPTIONS=\(.*\)"$/\1/p' "$dist/ftp-alg.service")
+    line=$(sed -n 's/^ExecStart=//p' "$dist/ftp-alg-rules.service")
+    line=${line//\/usr\/local\/bin\/ftp-alg/$FTPALG_BIN}
+    if [[ -z $opts || -z $loader || -z $run_opts || -z $line ]]; then
+        result FAIL "the units' ruleset and options" "cannot read the units' Environment=/ExecStart="
+        return
+    fi
+    lab_fw_flush
+    if ! LAB_CMD_TIMEOUT=20 lab_gw env FTP_ALG_RULES_OPTIONS="$opts" FTP_ALG_RULES_LOADER="$loader" \
+        sh -c "$line" >"$WORK/unit.out" 2>&1; then
+        result FAIL "the units' ruleset and options" "ExecStart failed: $(tail -n 3 "$WORK/unit.out" | tr '\n' ' ')"
+        return
+    fi
+    # shellcheck disable=SC2086  # the options are words, as systemd splits $FTP_ALG_OPTIONS
+    expect "the units' ruleset and options" 0 'ok +queue rule' $run_opts
+}
+
 case_nat() {
     rules --backend nft --queue-via iptables --nat --outside "$LAB_GW_IF_SRV" | load
     expect "NAT form with --nat" 0 'ok +NAT queue placement' --nat
@@ -186,7 +211,7 @@ case_nat() {
 t0=$SECONDS
 lab_up >/dev/null 2>&1 || { result FAIL "lab up" "lab_up failed"; exit 1; }
 for c in good no_table set_missing set_without_timeout no_queue_rule no_bypass kernel_helper \
-    ipset_without_sets queue_bound capped nat; do
+    ipset_without_sets queue_bound capped units nat; do
     "case_$c"
 done
 echo "== check: $N_OK ok, $N_FAIL failed, $N_NA n/a in $((SECONDS - t0)) s"
