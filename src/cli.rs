@@ -45,9 +45,11 @@ pub enum Command {
     Run(RunArgs),
     /// Print the firewall ruleset that pairs with `ftp-alg run` (or the kernel helper's).
     Rules(RulesArgs),
-    /// Inspect this network namespace's kernel and firewall for the set-up that `run` with
-    /// the same options needs; one line per check (ok, warn, missing, conflict) with what to
-    /// do. Exit status 1 when the set-up cannot work, 0 otherwise (warnings allowed).
+    /// Say what this network namespace's kernel and firewall lack for `run` with the same
+    /// options.
+    ///
+    /// One line per check (ok, warn, missing, conflict) with what to do. Exit status 1 when
+    /// the set-up cannot work, 0 otherwise (warnings allowed).
     Check(CheckArgs),
 }
 
