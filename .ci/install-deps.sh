@@ -13,6 +13,8 @@ command -v ipset >/dev/null 2>&1 || need+=(ipset)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 # tests/cli.rs checks a NAT-rewritten capture with tshark's TCP analysis.
 command -v tshark >/dev/null 2>&1 || need+=(tshark)
+# tests/cli.rs shows replay's progress line on a pty made by script(1).
+command -v script >/dev/null 2>&1 || need+=(util-linux)
 # The benchmarks' quick run (make bench-quick): the read floor, time and RSS, instructions.
 command -v tcpdump >/dev/null 2>&1 || need+=(tcpdump)
 [[ -x /usr/bin/time ]] || need+=(time)

@@ -103,7 +103,9 @@ pub enum Note {
         /// In which direction.
         direction: Direction,
     },
-    /// The control channel is encrypted (AUTH TLS accepted): nothing more can be read.
+    /// The control channel is encrypted (AUTH TLS accepted): nothing more can be read, so
+    /// none of the session's data connections will be announced. Noted once per session;
+    /// every report of it carries [`FTPS_ADVICE`] and [`FTPS_DOC`].
     Encrypted {
         /// When.
         time: Instant,
@@ -120,3 +122,11 @@ pub enum Note {
         reason: Poison,
     },
 }
+
+/// What an encrypted control connection means for its data connections, in every report of
+/// a [`Note::Encrypted`] (replay, watch, the daemon's log).
+pub const FTPS_ADVICE: &str =
+    "this session's data connections cannot be opened by ftp-alg; see the FTPS fallback";
+
+/// Where the FTPS fallback (a fixed passive port range for named servers) is documented.
+pub const FTPS_DOC: &str = "docs/deploy.md#ftps";

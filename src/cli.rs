@@ -3,6 +3,7 @@
 //! Every flag is validated here (ranges, formats); clap exits with status 2 and a clear
 //! message on a bad one.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -20,6 +21,7 @@ use crate::config::Unjudged;
 use crate::io::daemon;
 use crate::io::nfqueue;
 use crate::io::report::Format;
+use crate::io::watch;
 use crate::nat::NatMap;
 use crate::nat::NatPair;
 use crate::rules;
@@ -45,6 +47,9 @@ pub enum Command {
     Run(RunArgs),
     /// Print the firewall ruleset that pairs with `ftp-alg run` (or the kernel helper's).
     Rules(RulesArgs),
+    /// Capture live from an interface and report, as replay does, what ftp-alg would open
+    /// and refuse; touches no firewall (for evaluation before deployment).
+    Watch(WatchArgs),
     /// Say what this network namespace's kernel and firewall lack for `run` with the same
     /// options.
     ///
@@ -138,6 +143,26 @@ pub struct ReplayArgs {
     /// Capture files (pcap or pcapng).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
+}
+
+/// `ftp-alg watch` options.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// The interface to capture from (AF_PACKET; Ethernet, loopback or an IP tunnel).
+    #[arg(long, value_name = "IF", value_parser = parse_interface)]
+    pub iface: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = FormatArg::Text)]
+    pub format: FormatArg,
+    /// Stop after N frames.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+    /// Stop after SECS seconds.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
+    pub duration: Option<u64>,
+    /// Engine options.
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }
 
 /// `ftp-alg run` options.
@@ -264,6 +289,19 @@ pub struct RulesArgs {
     /// With --nat: the gateway's interface toward the peers that see public addresses.
     #[arg(long, value_name = "IFACE", requires = "nat", value_parser = parse_interface)]
     pub outside: Option<String>,
+    /// The FTPS fallback (docs/deploy.md#ftps): an FTPS server whose passive data
+    /// connections to --ftps-passive-ports are accepted from any client (repeat for several;
+    /// the address the forward chain sees, so the private one behind DNAT).
+    #[arg(
+        long = "ftps-server",
+        value_name = "ADDR",
+        requires = "ftps_passive_ports"
+    )]
+    pub ftps_servers: Vec<IpAddr>,
+    /// The passive port range the --ftps-server servers are configured with, LOW-HIGH (vsftpd
+    /// pasv_min_port/pasv_max_port).
+    #[arg(long, value_name = "LOW-HIGH", requires = "ftps_servers", value_parser = parse_port_range)]
+    pub ftps_passive_ports: Option<(u16, u16)>,
 }
 
 /// A sorted, duplicate-free, non-empty list of queue numbers.
@@ -334,6 +372,16 @@ pub enum VerdictArg {
 /// A count from the command line as a `usize` (the parsers bound it well below `usize::MAX`).
 fn size(n: u64) -> usize {
     usize::try_from(n).unwrap_or(usize::MAX)
+}
+
+/// Parse a port range `LOW-HIGH` (or one port); the ruleset checks what it may be.
+fn parse_port_range(text: &str) -> Result<(u16, u16), String> {
+    let (low, high) = text.split_once('-').unwrap_or((text, text));
+    let port = |p: &str| {
+        p.parse::<u16>()
+            .map_err(|_| format!("{text:?} is not a port range LOW-HIGH"))
+    };
+    Ok((port(low)?, port(high)?))
 }
 
 /// Parse `0`, `0-3`, `0,2,5` or a mix (`0-1,4`).
@@ -445,6 +493,24 @@ impl ReplayArgs {
         match self.format {
             FormatArg::Text => Format::Text,
             FormatArg::Json => Format::Json,
+        }
+    }
+}
+
+impl WatchArgs {
+    /// The output format.
+    pub fn format(&self) -> Format {
+        match self.format {
+            FormatArg::Text => Format::Text,
+            FormatArg::Json => Format::Json,
+        }
+    }
+
+    /// When to stop, besides a signal.
+    pub fn limits(&self) -> watch::Limits {
+        watch::Limits {
+            count: self.count,
+            duration: self.duration.map(Duration::from_secs),
         }
     }
 }
@@ -614,6 +680,10 @@ impl RulesArgs {
             timeout_secs: self.timeout,
             set_size: self.set_size,
             nat: self.outside.as_deref().map(rules::Nat::new),
+            ftps: match self.ftps_passive_ports {
+                Some((low, high)) => rules::Ftps::new(&self.ftps_servers, low, high)?,
+                None => None,
+            },
         })
         .and_then(|options| options.check().map(|()| options))
     }
@@ -793,6 +863,46 @@ mod tests {
     }
 
     #[test]
+    fn watch_options() {
+        let Command::Watch(args) = parse(&[
+            "watch",
+            "--iface",
+            "veth0",
+            "--format",
+            "json",
+            "--count",
+            "10",
+            "--duration",
+            "5",
+            "--policy",
+            "loose",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not watch")
+        };
+        assert_eq!(args.iface, "veth0");
+        assert_eq!(args.format(), Format::Json);
+        assert_eq!(
+            args.limits(),
+            watch::Limits {
+                count: Some(10),
+                duration: Some(Duration::from_secs(5))
+            }
+        );
+        assert_eq!(args.engine.config().policy, Policy::Loose);
+        for bad in [
+            vec!["watch"],
+            vec!["watch", "--iface", "a b"],
+            vec!["watch", "--iface", "lo", "--count", "0"],
+            vec!["watch", "--iface", "lo", "--duration", "0"],
+        ] {
+            assert_eq!(parse(&bad).unwrap_err().exit_code(), 2, "{bad:?}");
+        }
+    }
+
+    #[test]
     fn check_takes_run_options_and_names_them_for_rules() {
         let Command::Check(args) = parse(&[
             "check",
@@ -876,6 +986,50 @@ mod tests {
             vec!["rules", "--nat", "--outside", "a b"],
             vec!["rules", "--nat", "--outside", "wan\";x"],
             vec!["rules", "--nat", "--outside", "sixteen-chars-xx"],
+        ] {
+            assert_eq!(parse(&bad).unwrap_err().exit_code(), 2, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn rules_ftps_fallback() {
+        let options = rules_args(&[
+            "--ftps-server",
+            "203.0.113.2",
+            "--ftps-server",
+            "2001:db8:113::2",
+            "--ftps-passive-ports",
+            "50000-50100",
+        ])
+        .unwrap();
+        let ftps = options.ftps.expect("the fallback");
+        assert!(ftps.flags().ends_with("--ftps-passive-ports 50000-50100"));
+        assert!(
+            rules_args(&[
+                "--ftps-server",
+                "192.0.2.1",
+                "--ftps-passive-ports",
+                "50-60"
+            ])
+            .is_err()
+        );
+        for bad in [
+            vec!["rules", "--ftps-server", "192.0.2.1"],
+            vec!["rules", "--ftps-passive-ports", "50000-50100"],
+            vec![
+                "rules",
+                "--ftps-server",
+                "host",
+                "--ftps-passive-ports",
+                "50000-50100",
+            ],
+            vec![
+                "rules",
+                "--ftps-server",
+                "192.0.2.1",
+                "--ftps-passive-ports",
+                "a-b",
+            ],
         ] {
             assert_eq!(parse(&bad).unwrap_err().exit_code(), 2, "{bad:?}");
         }

@@ -4,24 +4,34 @@
 //! file that could not be read (what was read before the error is still reported). `run`: 0
 //! after SIGTERM/SIGINT; 1 when it cannot start (missing sets, queue taken) or a worker fails
 //! (its queue failed, or it panicked: the other workers are stopped first); 2 for bad
-//! arguments. `rules`: 0, or 2 for bad arguments. `check`: 0 when the set-up can work
-//! (warnings allowed), 1 when something it needs is missing or in conflict, 2 for bad
-//! arguments.
+//! arguments. `rules`: 0, or 2 for bad arguments. `watch`: 0 after SIGINT/SIGTERM or a
+//! limit; 1 when the interface cannot be opened or read; 2 for bad arguments. `check`: 0 when
+//! the set-up can work (warnings allowed), 1 when something it needs is missing or in
+//! conflict, 2 for bad arguments.
 
 use std::io::BufWriter;
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use clap::Parser;
 use ftp_alg::check;
 use ftp_alg::cli::Cli;
 use ftp_alg::cli::Command;
+use ftp_alg::cli::WatchArgs;
 use ftp_alg::io::capture::PcapWriter;
 use ftp_alg::io::check as io_check;
 use ftp_alg::io::daemon;
 use ftp_alg::io::daemon::logfile::LogFile;
+use ftp_alg::io::progress::Progress;
 use ftp_alg::io::replay;
+use ftp_alg::io::watch;
+use ftp_alg::io::watch::Frames;
+use ftp_alg::io::watch::live::Interface;
 use ftp_alg::rules;
+use signal_hook::consts::SIGINT;
+use signal_hook::consts::SIGTERM;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -80,6 +90,10 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Watch(args) => {
+            logger.init();
+            watch(&args)
+        }
         Command::Replay(args) => {
             logger.init();
             let out = BufWriter::new(std::io::stdout().lock());
@@ -90,12 +104,19 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            let total = args
+                .files
+                .iter()
+                .map(|file| std::fs::metadata(file).map_or(0, |m| m.len()))
+                .sum();
+            let mut progress = Progress::stderr(Some(total));
             let result = replay::run_writing(
                 &args.files,
                 &args.config(),
                 args.format(),
                 out,
                 write.as_mut(),
+                Some(&mut progress),
             );
             if let Some(Err(error)) = write.map(PcapWriter::finish) {
                 eprintln!("ftp-alg: cannot write the capture: {error}");
@@ -109,6 +130,47 @@ fn main() -> ExitCode {
                     ExitCode::from(2)
                 }
             }
+        }
+    }
+}
+
+/// `ftp-alg watch`: capture until a signal or a limit; 0, or 1 when the interface cannot be
+/// read.
+fn watch(args: &WatchArgs) -> ExitCode {
+    let mut interface = match Interface::open(&args.iface) {
+        Ok(interface) => interface,
+        Err(error) => {
+            eprintln!("ftp-alg: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [SIGINT, SIGTERM] {
+        if let Err(error) = signal_hook::flag::register(signal, Arc::clone(&stop)) {
+            eprintln!("ftp-alg: cannot handle signals: {error}");
+            return ExitCode::FAILURE;
+        }
+    }
+    eprintln!(
+        "ftp-alg watch: listening on {} ({}); nothing is installed, events follow",
+        args.iface,
+        interface.link()
+    );
+    // stdout is line-buffered: each event is flushed as it is written.
+    let out = std::io::stdout().lock();
+    let config = args.engine.config();
+    match watch::run(
+        &mut interface,
+        &config,
+        args.format(),
+        out,
+        args.limits(),
+        &stop,
+    ) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("ftp-alg: watching {}: {error}", args.iface);
+            ExitCode::FAILURE
         }
     }
 }

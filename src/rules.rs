@@ -19,7 +19,11 @@
 //! still decides on them. It also adds the DNAT maps that send a rewritten announcement's data
 //! connection to the private host. The operator's own NAT rules are never part of it.
 
+mod ftps;
+
 use std::fmt::Write;
+
+pub use self::ftps::Ftps;
 
 /// Which ruleset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +107,8 @@ pub struct Options {
     pub set_size: u32,
     /// The NAT form ([`Variant::Nft`] only; see [`Options::check`]).
     pub nat: Option<Nat>,
+    /// The FTPS fallback: passive data connections to named servers' fixed port range.
+    pub ftps: Option<Ftps>,
 }
 
 impl Default for Options {
@@ -121,6 +127,7 @@ impl Default for Options {
             timeout_secs: 30,
             set_size: 65_536,
             nat: None,
+            ftps: None,
         }
     }
 }
@@ -168,6 +175,9 @@ fn command(options: &Options) -> String {
     }
     if let Some(nat) = &options.nat {
         let _ = write!(line, " --nat --outside {}", nat.outside);
+    }
+    if let Some(ftps) = &options.ftps {
+        line += &ftps.flags();
     }
     line
 }
@@ -278,6 +288,9 @@ fn nft_filter_chain(out: &mut String, options: &Options) {
          \t\tct state new ct status confirmed tcp flags & (fin|syn|rst|ack) == syn accept\n"
     );
     nft_data_rules(out, options);
+    if let Some(ftps) = &options.ftps {
+        ftps.nft(out);
+    }
     out.push_str(
         "\t\ticmp type echo-request accept\n\
          \t\ticmpv6 type echo-request accept\n\
@@ -624,6 +637,9 @@ fn ipset_script(options: &Options) -> String {
         s4 = options.ipset4,
         s6 = options.ipset6,
     );
+    if let Some(ftps) = &options.ftps {
+        ftps.iptables(&mut out, "FTPALG_FORWARD");
+    }
     out
 }
 
@@ -658,11 +674,16 @@ fn kernel_file(options: &Options) -> String {
          \t\tct state invalid drop\n\
          \t\tct state established,related accept\n\
          \t\t# FTP control connections (narrow this to your clients and servers).\n\
-         \t\ttcp dport {ports} ct state new accept\n\
-         \t\ticmp type echo-request accept\n\
+         \t\ttcp dport {ports} ct state new accept\n"
+    );
+    if let Some(ftps) = &options.ftps {
+        ftps.nft(&mut out);
+    }
+    out.push_str(
+        "\t\ticmp type echo-request accept\n\
          \t\ticmpv6 type echo-request accept\n\
-         \t}}\n\
-         }}\n"
+         \t}\n\
+         }\n",
     );
     out
 }

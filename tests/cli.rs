@@ -222,6 +222,54 @@ fn replay_writes_the_rewritten_capture() {
     );
 }
 
+/// Replay's progress line appears on stderr when it is a terminal (a pty from `script`) and
+/// stdout is not, and is cleared at the end; with stderr a pipe, stderr stays empty.
+#[test]
+fn progress_shows_on_a_terminal_only() {
+    let capture = sample("lab-proftpd-lftp-pasv-upload-v4.pcap");
+    let piped = ftp_alg(&["replay", &capture]);
+    assert!(piped.status.success());
+    assert!(
+        piped.stderr.is_empty(),
+        "{:?}",
+        String::from_utf8_lossy(&piped.stderr)
+    );
+    let has_script = Command::new("script").arg("--version").output().is_ok();
+    if !has_script {
+        eprintln!("skipped: progress on a terminal needs script(1) (util-linux) for a pty");
+        return;
+    }
+    let line = format!(
+        "{} replay {capture} > /dev/null",
+        env!("CARGO_BIN_EXE_ftp-alg")
+    );
+    let out = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run script");
+    assert!(out.status.success());
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.starts_with("\rreplay: 1 packets, "), "{shown:?}");
+    assert!(
+        shown.contains(" kB ("),
+        "the file's size is known: {shown:?}"
+    );
+    assert!(shown.ends_with("\r\x1b[K"), "cleared at the end: {shown:?}");
+    let line = format!("{} replay {capture}", env!("CARGO_BIN_EXE_ftp-alg"));
+    let out = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run script");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !shown.contains("\rreplay: "),
+        "stdout on the terminal too: {shown:?}"
+    );
+    assert!(shown.contains("summary: 1 file(s)"), "{shown:?}");
+}
+
 #[test]
 fn check_has_help_and_takes_the_options_of_run() {
     let out = ftp_alg(&["check", "--help"]);

@@ -7,12 +7,11 @@
 use std::net::SocketAddr;
 use std::time::Instant as WallClock;
 
-use ftp_alg::action::Action;
-use ftp_alg::action::Note;
 use ftp_alg::action::Verdict;
 use ftp_alg::config::Config;
 use ftp_alg::config::Unjudged;
 use ftp_alg::engine::Engine;
+use ftp_alg::testkit::actions::drain;
 use ftp_alg::testkit::conversation::Conversation;
 use ftp_alg::testkit::conversation::Flags;
 use ftp_alg::testkit::conversation::Side::Client;
@@ -32,25 +31,6 @@ fn logged_in() -> Conversation {
     let mut c = Conversation::new(addr(CLIENT), addr(SERVER));
     c.login();
     c
-}
-
-/// One line per action, without times (as in `src/engine/tests.rs`).
-fn describe(action: &Action) -> String {
-    match action {
-        Action::Install(e) => format!("install {} {}", e.key, e.trigger),
-        Action::Remove(r) => format!("remove {} {}", r.expectation.key, r.reason.as_str()),
-        Action::Refuse(r) => format!("refuse {} {}", r.trigger, r.reason.as_str()),
-        Action::Note(Note::Conflict { .. }) => "note conflict".into(),
-        Action::Note(Note::Encrypted { .. }) => "note encrypted".into(),
-        Action::Note(Note::Poisoned { reason, .. }) => format!("note poisoned {}", reason.as_str()),
-        Action::Release(r) => format!("release {}", r.id.0),
-    }
-}
-
-fn drain(engine: &mut Engine) -> Vec<String> {
-    std::iter::from_fn(|| engine.poll_action())
-        .map(|a| describe(&a))
-        .collect()
 }
 
 /// Feed every packet of `c` to `engine`; every verdict must release the packet.

@@ -172,3 +172,76 @@ fn a_non_contiguous_queue_list_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not one contiguous range"));
 }
+
+/// The FTPS fallback (docs/deploy.md#ftps) in each form: the nft ruleset with iptables
+/// queueing, the ipset script and the kernel-helper file load (the nft `queue` file is
+/// checked with `nft -c`, failing at most at its queue lines), and the kernel holds one
+/// accept per address family for the servers' range and nothing wider.
+#[test]
+fn the_ftps_fallback_loads_in_every_form() {
+    if !can_load() {
+        return;
+    }
+    let ftps = [
+        "--ftps-server",
+        "203.0.113.2",
+        "--ftps-server",
+        "2001:db8:113::2",
+        "--ftps-passive-ports",
+        "50000-50100",
+    ];
+    let dir = std::env::temp_dir().join(format!("ftp-alg-rules-ftps-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let generate = |name: &str, args: &[&str]| {
+        let all: Vec<&str> = ["rules"].iter().chain(args).chain(&ftps).copied().collect();
+        let out = ftp_alg(&all);
+        assert_ok(name, &out);
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains("--ftps-passive-ports 50000-50100`"), "{text}");
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let ns = Netns::new("rules-ftps");
+    let script = generate("nft.sh", &["--backend", "nft", "--queue-via", "iptables"]);
+    assert_ok("nft + ftps", &ns.run("sh", &[&script]));
+    let listed = String::from_utf8(
+        ns.run("nft", &["list", "chain", "inet", "ftpalg", "forward"])
+            .stdout,
+    )
+    .unwrap();
+    assert!(
+        listed.contains("ip daddr 203.0.113.2 tcp dport 50000-50100 ct state new"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("ip6 daddr 2001:db8:113::2 tcp dport 50000-50100 ct state new"),
+        "{listed}"
+    );
+    let ns = Netns::new("rules-ftps-ipset");
+    let script = generate("ipset.sh", &["--backend", "ipset"]);
+    assert_ok("ipset + ftps", &ns.run("sh", &[&script]));
+    for (ipt, server) in [
+        ("iptables", "203.0.113.2/32"),
+        ("ip6tables", "2001:db8:113::2/128"),
+    ] {
+        let chain = String::from_utf8(ns.run(ipt, &["-S", "FTPALG_FORWARD"]).stdout).unwrap();
+        let accepts: Vec<&str> = chain
+            .lines()
+            .filter(|l| l.contains("50000:50100"))
+            .collect();
+        assert_eq!(accepts.len(), 1, "{chain}");
+        assert!(accepts[0].contains(&format!("-d {server}")), "{chain}");
+    }
+    let ns = Netns::new("rules-ftps-kernel");
+    let file = generate("kernel.nft", &["--backend", "kernel"]);
+    assert_ok("kernel + ftps", &ns.run("nft", &["-f", &file]));
+    let file = generate("queue.nft", &["--backend", "nft"]);
+    let out = ns.run("nft", &["-c", "-f", &file]);
+    if !out.status.success() {
+        let errors = String::from_utf8_lossy(&out.stderr);
+        let complaints = errors.lines().filter(|l| l.contains("Error:")).count();
+        assert_eq!(complaints, 2, "only the queue lines: {errors}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

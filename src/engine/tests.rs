@@ -3,8 +3,8 @@
 use std::net::SocketAddr;
 
 use super::*;
-use crate::action::Action;
 use crate::config::Policy;
+use crate::testkit::actions::drain;
 use crate::testkit::conversation::Conversation;
 use crate::testkit::conversation::Packet;
 use crate::testkit::conversation::Side::Client;
@@ -28,25 +28,6 @@ fn logged_in() -> Conversation {
         .send(Client, b"PASS x\r\n")
         .send(Server, b"230 ok\r\n");
     c
-}
-
-/// One line per action, without times.
-fn describe(action: &Action) -> String {
-    match action {
-        Action::Install(e) => format!("install {} {}", e.key, e.trigger),
-        Action::Remove(r) => format!("remove {} {}", r.expectation.key, r.reason.as_str()),
-        Action::Refuse(r) => format!("refuse {} {}", r.trigger, r.reason.as_str()),
-        Action::Note(Note::Conflict { .. }) => "note conflict".into(),
-        Action::Note(Note::Encrypted { .. }) => "note encrypted".into(),
-        Action::Note(Note::Poisoned { reason, .. }) => format!("note poisoned {reason:?}"),
-        Action::Release(r) => format!("release {}", r.id.0),
-    }
-}
-
-fn drain(engine: &mut Engine) -> Vec<String> {
-    std::iter::from_fn(|| engine.poll_action())
-        .map(|a| describe(&a))
-        .collect()
 }
 
 fn feed(engine: &mut Engine, packets: &[Packet]) -> Vec<String> {
@@ -352,7 +333,7 @@ fn slipstreamed_port_inside_http_is_never_parsed() {
     });
     assert_eq!(
         feed(&mut engine, c.packets()),
-        vec!["note poisoned ClientNotFtp"]
+        vec!["note poisoned client-not-ftp"]
     );
     assert_eq!(engine.stats().poisoned, 1);
 }
@@ -363,7 +344,7 @@ fn port_line_without_a_greeting_is_never_parsed() {
     c.handshake()
         .send(Client, b"PORT 198,51,100,2,195,80\r\n")
         .send(Server, b"HTTP/1.0 400 Bad\r\n");
-    assert_eq!(run(c.packets()), vec!["note poisoned ServerNotFtp"]);
+    assert_eq!(run(c.packets()), vec!["note poisoned server-not-ftp"]);
 }
 
 #[test]
@@ -379,6 +360,46 @@ fn auth_tls_stops_parsing_and_frees_buffers() {
     assert_eq!(feed(&mut engine, c.packets()), vec!["note encrypted"]);
     assert_eq!(engine.stats().tls_control, 1);
     assert_eq!(engine.buffered(), 0);
+}
+
+/// Each TLS-upgraded session is noted exactly once: not again for a retransmitted `234`, for
+/// encrypted records in either direction (even ones that look like lines), after a restart
+/// from a snapshot, or at its close; a second session is noted on its own.
+#[test]
+fn an_encrypted_session_is_noted_exactly_once() {
+    let mut c = logged_in();
+    c.send(Client, b"AUTH TLS\r\n").send(Server, b"234 go\r\n");
+    let again = c.segment_at(Server, -8, b"234 go\r\n");
+    c.emit(again);
+    c.send(Client, b"\x16\x03\x01 hello\r\n")
+        .send(Server, b"\x16\x03\x03 hello\r\n234 again\r\n");
+    let mut engine = Engine::new(Config::default());
+    assert_eq!(feed(&mut engine, c.packets()), vec!["note encrypted"]);
+    let mut saved = Vec::new();
+    engine.save(&mut saved).unwrap();
+    let (mut engine, _) =
+        Engine::restore(Config::default(), &mut saved.as_slice(), c.now()).unwrap();
+    assert_eq!(drain(&mut engine), Vec::<String>::new());
+    c.take_packets();
+    c.send(Client, b"\x17\x03\x03 PASV\r\n")
+        .send(Server, b"\x17\x03\x03 227 (203,0,113,2,195,80)\r\n")
+        .fin(Client)
+        .fin(Server);
+    let mut other =
+        Conversation::new(addr("198.51.100.3:40001"), addr(SERVER)).starting_at(c.now());
+    other
+        .handshake()
+        .send(Server, b"220 ready\r\n")
+        .send(Client, b"AUTH SSL\r\n")
+        .send(Server, b"234 go\r\n");
+    let mut packets = c.take_packets();
+    packets.extend(other.take_packets());
+    assert_eq!(
+        feed(&mut engine, &packets),
+        vec!["note encrypted"],
+        "the other session"
+    );
+    assert_eq!(engine.stats().tls_control, 1, "restored engines count anew");
 }
 
 #[test]

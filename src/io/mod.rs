@@ -1,10 +1,11 @@
 //! The shells: everything that touches the OS (files, sockets, clocks) lives under `io`.
 //!
-//! Owns: reading captures ([`capture`]), the offline replay loop ([`replay`]) and its
-//! reporting ([`report`]); for the daemon, the libc calls ([`sys`], the crate's only
-//! `unsafe`), netfilter netlink ([`netlink`]), NFQUEUE ([`nfqueue`]), the kernel sets
-//! that hold expectations ([`backend`]) and conntrack lookups ([`conntrack`]); the daemon's
-//! loop ([`daemon`]); what `ftp-alg check` reads from the kernel ([`check`]).
+//! Owns: reading captures ([`capture`]), the offline replay loop ([`replay`]), its reporting
+//! ([`report`]) and progress line ([`progress`]); the live, passive capture loop ([`watch`]);
+//! for the daemon, the libc calls ([`sys`], the crate's only `unsafe`), netfilter netlink
+//! ([`netlink`]), NFQUEUE ([`nfqueue`]), the kernel sets that hold expectations
+//! ([`backend`]) and conntrack lookups ([`conntrack`]); the daemon's loop ([`daemon`]);
+//! what `ftp-alg check` reads from the kernel ([`check`]).
 
 pub mod backend;
 pub mod capture;
@@ -13,6 +14,8 @@ pub mod conntrack;
 pub mod daemon;
 pub mod netlink;
 pub mod nfqueue;
+pub mod progress;
 pub mod replay;
 pub mod report;
 pub mod sys;
+pub mod watch;

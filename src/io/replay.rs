@@ -17,6 +17,7 @@ use crate::engine::Engine;
 use crate::io::capture::CaptureReader;
 use crate::io::capture::PcapWriter;
 use crate::io::capture::ip_datagram;
+use crate::io::progress::Progress;
 use crate::io::report::Format;
 use crate::io::report::Record;
 use crate::io::report::Reporter;
@@ -36,65 +37,71 @@ pub fn run(
     format: Format,
     out: impl Write,
 ) -> std::io::Result<Summary> {
-    run_writing(files, config, format, out, None)
+    run_writing(files, config, format, out, None, None)
 }
 
 /// [`run`], also writing every datagram the engine releases (rewritten where NAT rewrote it;
-/// held ones when they are released) to `write`, as raw IP in a pcap file.
+/// held ones when they are released) to `write`, as raw IP in a pcap file, and telling
+/// `progress` how far it got.
 pub fn run_writing(
     files: &[PathBuf],
     config: &Config,
     format: Format,
     out: impl Write,
     mut write: Option<&mut PcapWriter<Box<dyn Write>>>,
+    mut progress: Option<&mut Progress>,
 ) -> std::io::Result<Summary> {
     let mut reporter = Reporter::new(out, format);
     let mut summary = Summary::default();
+    let mut done_bytes = 0;
     for file in files {
-        replay_file(
+        done_bytes += replay_file(
             file,
             config,
             &mut reporter,
             &mut summary,
             write.as_deref_mut(),
+            progress.as_deref_mut().map(|p| (p, done_bytes)),
         )?;
+    }
+    if let Some(progress) = progress {
+        progress.clear();
     }
     reporter.record(&Record::Summary(&summary))?;
     reporter.finish()?;
     Ok(summary)
 }
 
-/// One file through a fresh engine.
+/// One file through a fresh engine. Returns the bytes read from it. `progress` comes with the
+/// bytes of the files read before this one.
 fn replay_file<W: Write>(
     path: &Path,
     config: &Config,
     reporter: &mut Reporter<W>,
     summary: &mut Summary,
     write: Option<&mut PcapWriter<Box<dyn Write>>>,
-) -> std::io::Result<()> {
+    mut progress: Option<(&mut Progress, u64)>,
+) -> std::io::Result<u64> {
     summary.files += 1;
     reporter.start_file(&path.display().to_string())?;
     let mut reader = match CaptureReader::open(path) {
         Ok(reader) => reader,
         Err(error) => {
             summary.file_errors += 1;
-            return reporter.record(&Record::Error {
+            reporter.record(&Record::Error {
                 message: error.to_string(),
-            });
+            })?;
+            return Ok(0);
         }
     };
-    let mut replay = Replay {
-        engine: Engine::new(config.clone()),
-        model: SetModel::default(),
-        last: None,
-        reporter,
-        summary,
-        write,
-    };
+    let mut replay = Replay::new(config, reporter, summary, write);
     loop {
         match reader.next_record() {
             Ok(Some((meta, frame))) => {
                 replay.record(meta.timestamp, ip_datagram(meta.link, frame).ok())?;
+                if let Some((progress, done)) = progress.as_mut() {
+                    progress.update(replay.summary.packets, *done + reader.bytes_read());
+                }
             }
             Ok(None) => break,
             Err(error) => {
@@ -106,11 +113,12 @@ fn replay_file<W: Write>(
             }
         }
     }
-    replay.finish()
+    replay.finish()?;
+    Ok(reader.bytes_read())
 }
 
-/// The state of one file's replay, and where it reports.
-struct Replay<'a, W: Write> {
+/// The state of one file's replay (or of one `watch` run), and where it reports.
+pub(crate) struct Replay<'a, W: Write> {
     engine: Engine,
     model: SetModel,
     last: Option<Instant>,
@@ -120,14 +128,49 @@ struct Replay<'a, W: Write> {
     write: Option<&'a mut PcapWriter<Box<dyn Write>>>,
 }
 
-impl<W: Write> Replay<'_, W> {
+impl<'a, W: Write> Replay<'a, W> {
+    /// A fresh engine and set model, reporting to `reporter` and adding to `summary`.
+    pub(crate) fn new(
+        config: &Config,
+        reporter: &'a mut Reporter<W>,
+        summary: &'a mut Summary,
+        write: Option<&'a mut PcapWriter<Box<dyn Write>>>,
+    ) -> Self {
+        Self {
+            engine: Engine::new(config.clone()),
+            model: SetModel::default(),
+            last: None,
+            reporter,
+            summary,
+            write,
+        }
+    }
+
     /// One capture record: an IP datagram, or `None` for a frame that holds none.
-    fn record(&mut self, now: Instant, ip: Option<&[u8]>) -> std::io::Result<()> {
+    pub(crate) fn record(&mut self, now: Instant, ip: Option<&[u8]>) -> std::io::Result<()> {
         self.summary.packets += 1;
         let Some(ip) = ip else {
             self.summary.non_ip += 1;
             return Ok(());
         };
+        let now = self.advance(now)?;
+        let verdict = self.engine.handle_packet(now, ip);
+        self.drain(now)?;
+        if let Some(write) = self.write.as_deref_mut() {
+            match verdict {
+                Verdict::Accept => write.packet(now, ip)?,
+                Verdict::Rewritten => write.packet(now, self.engine.rewritten())?,
+                Verdict::Hold(_) | Verdict::Drop => {}
+            }
+        }
+        self.judge_syn(now, ip)
+    }
+
+    /// Move time on to `now` (never backwards: the later of `now` and the last time seen):
+    /// expire the modelled set's elements and the engine's deadlines up to it, reporting
+    /// what that ends. Returns the time used. `watch` calls it when no packet came for a
+    /// while, so an expectation's end is reported on time.
+    pub(crate) fn advance(&mut self, now: Instant) -> std::io::Result<Instant> {
         let now = self.last.map_or(now, |last| last.max(now));
         self.last = Some(now);
         self.expire(now)?;
@@ -139,16 +182,7 @@ impl<W: Write> Replay<'_, W> {
             self.engine.handle_timeout(now);
             self.drain(now)?;
         }
-        let verdict = self.engine.handle_packet(now, ip);
-        self.drain(now)?;
-        if let Some(write) = self.write.as_deref_mut() {
-            match verdict {
-                Verdict::Accept => write.packet(now, ip)?,
-                Verdict::Rewritten => write.packet(now, self.engine.rewritten())?,
-                Verdict::Hold(_) | Verdict::Drop => {}
-            }
-        }
-        self.judge_syn(now, ip)
+        Ok(now)
     }
 
     /// Let the modelled set's elements expire by `now`, reporting each (at its expiry time).
@@ -213,7 +247,7 @@ impl<W: Write> Replay<'_, W> {
     }
 
     /// Report what the set still holds, and add the engine's counters to the totals.
-    fn finish(mut self) -> std::io::Result<()> {
+    pub(crate) fn finish(mut self) -> std::io::Result<()> {
         let end = self.last.unwrap_or_default();
         self.engine.release_all_held();
         self.drain(end)?;
@@ -326,14 +360,7 @@ mod tests {
             Reporter::new(std::io::sink(), Format::Json),
             Summary::default(),
         );
-        let mut replay = Replay {
-            engine: Engine::new(Config::default()),
-            model: SetModel::default(),
-            last: None,
-            reporter: &mut out,
-            summary: &mut summary,
-            write: None,
-        };
+        let mut replay = Replay::new(&Config::default(), &mut out, &mut summary, None);
         let mut most = 0;
         for packet in announcements().packets() {
             replay.record(packet.time, Some(&packet.bytes)).unwrap();

@@ -9,6 +9,8 @@ use serde_json::Value;
 use serde_json::json;
 
 use crate::action::Action;
+use crate::action::FTPS_ADVICE;
+use crate::action::FTPS_DOC;
 use crate::action::Note;
 use crate::expect::Expectation;
 use crate::flow::Direction;
@@ -262,7 +264,8 @@ fn text_note(note: &Note) -> String {
         ),
         Note::Encrypted { time, control } => {
             format!(
-                "{} tls      {control}: control channel encrypted; not parsed further",
+                "{} tls      {control}: control channel encrypted, not parsed further; \
+                 {FTPS_ADVICE} ({FTPS_DOC})",
                 clock(*time)
             )
         }
@@ -366,6 +369,36 @@ mod tests {
         ] {
             assert!(types.contains(seen), "no {seen} record in {types:?}");
         }
+    }
+
+    /// An encrypted session's event points to the FTPS fallback, in both formats.
+    #[test]
+    fn tls_events_point_to_the_ftps_fallback() {
+        let control = crate::flow::Control {
+            client: "198.51.100.2:40000".parse().unwrap(),
+            server: "203.0.113.2:21".parse().unwrap(),
+        };
+        let action = Action::Note(Note::Encrypted {
+            time: Instant::from_micros(1_000_000),
+            control,
+        });
+        let mut text = Reporter::new(Vec::new(), Format::Text);
+        text.record(&Record::Action(&action)).unwrap();
+        let out = String::from_utf8(text.finish().unwrap()).unwrap();
+        assert_eq!(
+            out,
+            "00:00:01.000000 tls      198.51.100.2:40000 -> 203.0.113.2:21: control channel \
+             encrypted, not parsed further; this session's data connections cannot be opened \
+             by ftp-alg; see the FTPS fallback (docs/deploy.md#ftps)\n"
+        );
+        let mut json = Reporter::new(Vec::new(), Format::Json);
+        json.record(&Record::Action(&action)).unwrap();
+        let out = String::from_utf8(json.finish().unwrap()).unwrap();
+        let value: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(value["type"], "tls");
+        assert_eq!(value["see"], "docs/deploy.md#ftps");
+        assert_eq!(value["detail"], FTPS_ADVICE);
+        assert_eq!(value["control"]["client"], "198.51.100.2:40000");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! Pure code: it builds bytes in memory and never touches the OS. Used by unit tests,
 //! integration tests, benches and the sample-capture generator.
 
+pub mod actions;
 pub mod conversation;
 pub mod fixtures;
 pub mod fuzz;

@@ -68,112 +68,17 @@ SERVERS=(vsftpd proftpd)
 CLIENTS=(curl lftp)
 
 # ------------------------------------------------------------ bookkeeping
-WORK=
-WD_PID=
-N_OK=0 N_FAIL=0 N_NA=0
+# shellcheck source=tests/lab/suite.sh
+SUITE_PARTS=$GT_PARTS
+SUITE_CASE_BUDGET=$GT_CASE_BUDGET
+source "$HERE/suite.sh"
 declare -A CELL=()      # "variant server client mode family dir" -> label for the docs table
 CELL_LABEL=             # set by a successful cell: "ok (227)", "ok", "blocked"
-PART_TIMES=()           # "part seconds"
 BURST_RESULT=
 KS_ROWS=()              # parts exact and flood: one docs table row per case
-
-MAIN_PID=$BASHPID
-cleanup() {
-    local rc=$?
-    # Subshells (watchdog, coprocess) may see this trap: only the main
-    # shell tears the lab down.
-    [[ $BASHPID == "$MAIN_PID" ]] || exit "$rc"
-    set +eu
-    trap - EXIT INT TERM
-    watchdog_stop
-    sess_kill
-    lab_down
-    [[ -n $WORK ]] && rm -rf "$WORK"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-now() { echo "${EPOCHREALTIME/,/.}"; }
-elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
-
-# result STATUS NAME DETAILS: the one line per case.
-result() {
-    local st=$1 name=$2 det=$3
-    case "$st" in
-    ok) N_OK=$((N_OK + 1)) ;;
-    n/a) N_NA=$((N_NA + 1)) ;;
-    *) st=FAIL N_FAIL=$((N_FAIL + 1)) ;;
-    esac
-    printf '%s %s (%s)\n' "$st" "$name" "$det" | tee -a "$WORK/results.txt"
-}
-
-# The watchdog: if a case overruns its budget, end every process in the
-# client-side namespaces (the clients started by this script), so the
-# case's current command returns at once and the case fails.
-watchdog_start() {
-    local secs=$1
-    rm -f "$WORK/watchdog.fired"
-    (
-        trap - EXIT
-        trap 'kill "${sp:-}" 2>/dev/null; exit 0' TERM
-        sleep "$secs" &
-        sp=$!
-        wait "$sp"
-        touch "$WORK/watchdog.fired"
-        for ns in "$LAB_NS_CLI" "$LAB_NS_OTH"; do
-            # shellcheck disable=SC2046
-            kill $(ip netns pids "$ns" 2>/dev/null) 2>/dev/null
-        done
-    ) &
-    WD_PID=$!
-}
-watchdog_stop() {
-    [[ -n $WD_PID ]] || return 0
-    kill "$WD_PID" 2>/dev/null
-    wait "$WD_PID" 2>/dev/null
-    WD_PID=
-}
-
-# run_case NAME FUNC ARGS...: FUNC returns 0 (ok), 1 (fail) or 2 (n/a) and
-# sets DETAIL.  The case's time is appended to the details.
-DETAIL=
-run_case() {
-    local name=$1 fn=$2 t0 rc
-    shift 2
-    DETAIL=
-    t0=$(now)
-    watchdog_start "$GT_CASE_BUDGET"
-    "$fn" "$@"
-    rc=$?
-    watchdog_stop
-    if [[ -e $WORK/watchdog.fired ]]; then
-        rc=1 DETAIL="timed out after $GT_CASE_BUDGET s; $DETAIL"
-    fi
-    case "$rc" in
-    0) result ok "$name" "$DETAIL, $(elapsed "$t0") s" ;;
-    2) result n/a "$name" "$DETAIL" ;;
-    *) result FAIL "$name" "$DETAIL, $(elapsed "$t0") s" ;;
-    esac
-    return "$rc"
-}
-
-part_selected() { [[ " $GT_PARTS " == *" $1 "* ]]; }
-
-# part NAME FUNC: runs a part and records its duration.
-part() {
-    local name=$1 fn=$2 t0
-    part_selected "$name" || return 0
-    echo "== $name"
-    t0=$(now)
-    "$fn"
-    PART_TIMES+=("$name $(elapsed "$t0")")
-}
+suite_cleanup_hook() { sess_kill; }
 
 # --------------------------------------------------------------- clients
-sha_of() { sha256sum <"$1" | cut -d' ' -f1; }
-want_sha() { lab_content_sha256 "$1"; }
 
 # Expected daemon trigger and the client's command for each mode.
 trigger_of() {
@@ -350,15 +255,6 @@ matrix_cell() {
     CELL_LABEL=
     run_case "$variant/$1/$2/$3/$4/$5" cell "$variant" "$@" || rc=$?
     case "$rc" in 0) CELL["$variant $*"]=$CELL_LABEL ;; 2) CELL["$variant $*"]="n/a ¹" ;; *) CELL["$variant $*"]=FAIL ;; esac
-}
-
-# daemon_or_fail NAME ARGS...: start the daemon, or report NAME as failed.
-daemon_or_fail() {
-    local name=$1
-    shift
-    if lab_alg_start "$@" 2>"$WORK/alg-start.err"; then return 0; fi
-    result FAIL "$name" "ftp-alg did not start: $(tail -n 3 "$WORK/alg-start.err" | tr '\n' ' ')"
-    return 1
 }
 
 # daemon_stop_check NAME: SIGTERM, exit 0 within the limit, a stats line.
@@ -552,11 +448,11 @@ part_burst() {
     lab_fw_load alg || { result FAIL burst/firewall "lab_fw_load alg failed"; return; }
     lab_start_server vsftpd 2>/dev/null || { result FAIL burst/vsftpd "server did not start"; return; }
     if daemon_or_fail burst/daemon-start; then
-        GT_CASE_BUDGET=180 run_case "burst/$GT_BURST-pasv-one-session" case_burst alg
+        SUITE_CASE_BUDGET=180 run_case "burst/$GT_BURST-pasv-one-session" case_burst alg
         lab_alg_stop
     fi
     if lab_fw_load kernel; then
-        GT_CASE_BUDGET=180 run_case "burst/$GT_BURST-pasv-one-session-kernel-helper" case_burst kernel
+        SUITE_CASE_BUDGET=180 run_case "burst/$GT_BURST-pasv-one-session-kernel-helper" case_burst kernel
     else
         result FAIL burst/kernel-firewall "lab_fw_load kernel failed"
     fi
@@ -665,14 +561,6 @@ part_restart() {
 # These cases read what the KERNEL holds (nft -j list set), not what the
 # daemon says it did.
 
-# set_elems SET: the elements of the gateway's nft set, one "SRC DST PORT"
-# line each, sorted by port; nothing for an empty set.
-set_elems() {
-    local json
-    json=$(LAB_CMD_TIMEOUT=10 lab_gw nft -j list set inet ftpalg "$1") || return 1
-    "$PY" "$HERE/lab_inspect.py" set-elems <<<"$json"
-}
-
 # wait_set_empty SET SECS: poll the set until it is empty, at most SECS
 # seconds; prints "at the first look (S s)" or "after N looks (S s)", S the
 # seconds until the look that found it empty ended (one look, a `nft -j
@@ -696,16 +584,6 @@ wait_set_empty() {
         sleep 0.02
     done
 }
-
-# stat_of LINE NAME: a counter of a stats line (0 if absent).
-stat_of() {
-    local v
-    v=$(grep -oE "(^| )$2=[0-9]+" <<<"$1" | head -n 1 | cut -d= -f2)
-    echo "${v:-0}"
-}
-
-# log_since MARK: the daemon log lines after line MARK of LAB_ALG_LOG.
-log_since() { tail -n "+$(($1 + 1))" "$LAB_ALG_LOG"; }
 
 # capture_segments FILE: the control segments of a capture on veth-cli
 # (lab_inspect.py segments: "c2s|s2c LEN NLINES LINE|LINE...").

@@ -60,128 +60,14 @@ FTP_LOAD=${FTP_LOAD:-$REPO/target/release/examples/ftp_load}
 HS_PAM_SERVICE=/etc/pam.d/ftp-alg-lab-load-$LAB_PREFIX
 
 # ------------------------------------------------------------ bookkeeping
-# The style and helpers of gateway-tests.sh (result, watchdog, run_case, part).
-WORK=
-WD_PID=
-N_OK=0 N_FAIL=0 N_NA=0
-PART_TIMES=()
+# shellcheck source=tests/lab/suite.sh
+SUITE_PARTS=$HS_PARTS
+SUITE_CASE_BUDGET=$HS_CASE_BUDGET
+source "$HERE/suite.sh"
 LOAD_RESULT=
-
-MAIN_PID=$BASHPID
-cleanup() {
-    local rc=$?
-    [[ $BASHPID == "$MAIN_PID" ]] || exit "$rc"
-    set +eu
-    trap - EXIT INT TERM
-    watchdog_stop
-    lab_down
-    rm -f "$HS_PAM_SERVICE"
-    [[ -n $WORK ]] && rm -rf "$WORK"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-now() { echo "${EPOCHREALTIME/,/.}"; }
-elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
-
-result() {
-    local st=$1 name=$2 det=$3
-    case "$st" in
-    ok) N_OK=$((N_OK + 1)) ;;
-    n/a) N_NA=$((N_NA + 1)) ;;
-    *) st=FAIL N_FAIL=$((N_FAIL + 1)) ;;
-    esac
-    printf '%s %s (%s)\n' "$st" "$name" "$det" | tee -a "$WORK/results.txt"
-}
-
-watchdog_start() {
-    local secs=$1
-    rm -f "$WORK/watchdog.fired"
-    (
-        trap - EXIT
-        trap 'kill "${sp:-}" 2>/dev/null; exit 0' TERM
-        sleep "$secs" &
-        sp=$!
-        wait "$sp"
-        touch "$WORK/watchdog.fired"
-        for ns in "$LAB_NS_CLI" "$LAB_NS_OTH"; do
-            # shellcheck disable=SC2046
-            kill $(ip netns pids "$ns" 2>/dev/null) 2>/dev/null
-        done
-    ) &
-    WD_PID=$!
-}
-watchdog_stop() {
-    [[ -n $WD_PID ]] || return 0
-    kill "$WD_PID" 2>/dev/null
-    wait "$WD_PID" 2>/dev/null
-    WD_PID=
-}
-
-DETAIL=
-run_case() {
-    local name=$1 fn=$2 t0 rc
-    shift 2
-    DETAIL=
-    t0=$(now)
-    watchdog_start "$HS_CASE_BUDGET"
-    "$fn" "$@"
-    rc=$?
-    watchdog_stop
-    if [[ -e $WORK/watchdog.fired ]]; then
-        rc=1 DETAIL="timed out after $HS_CASE_BUDGET s; $DETAIL"
-    fi
-    case "$rc" in
-    0) result ok "$name" "$DETAIL, $(elapsed "$t0") s" ;;
-    2) result n/a "$name" "$DETAIL" ;;
-    *) result FAIL "$name" "$DETAIL, $(elapsed "$t0") s" ;;
-    esac
-    return "$rc"
-}
-
-part_selected() { [[ " $HS_PARTS " == *" $1 "* ]]; }
-
-part() {
-    local name=$1 fn=$2 t0
-    part_selected "$name" || return 0
-    echo "== $name"
-    t0=$(now)
-    "$fn"
-    PART_TIMES+=("$name $(elapsed "$t0")")
-}
+suite_cleanup_hook() { rm -f "$HS_PAM_SERVICE"; }
 
 # ------------------------------------------------------------ what the kernel holds
-want_sha() { lab_content_sha256 "$1"; }
-
-daemon_or_fail() {
-    local name=$1
-    shift
-    if lab_alg_start "$@" 2>"$WORK/alg-start.err"; then return 0; fi
-    result FAIL "$name" "ftp-alg did not start: $(tail -n 3 "$WORK/alg-start.err" | tr '\n' ' ')"
-    return 1
-}
-
-# set_elems SET: "SRC DST PORT" per element of the gateway's nft set (nothing if empty).
-set_elems() {
-    local json
-    json=$(LAB_CMD_TIMEOUT=10 lab_gw nft -j list set inet ftpalg "$1" 2>/dev/null) || return 1
-    "$PY" "$HERE/lab_inspect.py" set-elems <<<"$json"
-}
-n_elems() { set_elems "$1" | grep -c .; }
-
-# stat_of LINE NAME: a counter of a stats line (0 if absent).
-stat_of() {
-    local v
-    v=$(grep -oE "(^| )$2=[0-9]+" <<<"$1" | head -n 1 | cut -d= -f2)
-    echo "${v:-0}"
-}
-# delta S0 S1 NAME: how much a counter grew between two stats lines.
-delta() { echo $(($(stat_of "$2" "$3") - $(stat_of "$1" "$3"))); }
-log_since() { tail -n "+$(($1 + 1))" "$LAB_ALG_LOG"; }
-log_mark() { wc -l <"$LAB_ALG_LOG"; }
-
 # nfq_counters: "queue_total queue_dropped user_dropped id_sequence" of the lab's queue.
 nfq_counters() {
     LAB_CMD_TIMEOUT=5 lab_gw cat /proc/net/netfilter/nfnetlink_queue |
@@ -718,7 +604,7 @@ EOF_NFT
     if LAB_VSFTPD_EXTRA=$'max_clients=0\nmax_per_ip=0\npam_service_name='"${HS_PAM_SERVICE##*/}" \
         lab_start_server vsftpd 2>/dev/null; then
         if daemon_or_fail load/daemon-start --max-expectations-per-client 4096; then
-            HS_CASE_BUDGET=250 run_case "load/$HS_LOAD_SESSIONS-sessions-$HS_LOAD_TRANSFERS-transfers" case_load
+            SUITE_CASE_BUDGET=250 run_case "load/$HS_LOAD_SESSIONS-sessions-$HS_LOAD_TRANSFERS-transfers" case_load
             lab_alg_stop
         fi
     else

@@ -134,6 +134,11 @@ impl CaptureReader {
         }
     }
 
+    /// How many bytes of the file were read so far (for progress).
+    pub fn bytes_read(&self) -> u64 {
+        self.source.offset()
+    }
+
     /// How many packet records were returned so far.
     pub fn packets_read(&self) -> u64 {
         self.packets_read

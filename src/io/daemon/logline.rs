@@ -7,6 +7,8 @@
 use std::fmt;
 
 use crate::action::Action;
+use crate::action::FTPS_ADVICE;
+use crate::action::FTPS_DOC;
 use crate::action::Note;
 use crate::action::Refusal;
 use crate::action::Removal;
@@ -16,7 +18,9 @@ use crate::flow::Direction;
 /// Whether `action` is worth a warning rather than information.
 pub(crate) fn level(action: &Action) -> log::Level {
     match action {
-        Action::Refuse(_) | Action::Note(Note::Poisoned { .. }) => log::Level::Warn,
+        Action::Refuse(_) | Action::Note(Note::Encrypted { .. } | Note::Poisoned { .. }) => {
+            log::Level::Warn
+        }
         Action::Install(_) | Action::Remove(_) | Action::Note(_) => log::Level::Info,
         Action::Release(_) => log::Level::Debug,
     }
@@ -101,7 +105,10 @@ fn note(f: &mut fmt::Formatter<'_>, note: &Note) -> fmt::Result {
                 "conflict overlapping bytes differ from={from} control={control}"
             )
         }
-        Note::Encrypted { control, .. } => write!(f, "encrypted control={control}"),
+        Note::Encrypted { control, .. } => write!(
+            f,
+            "encrypted control={control} see={FTPS_DOC}: {FTPS_ADVICE}"
+        ),
         Note::Poisoned {
             control, reason, ..
         } => write!(f, "not-ftp reason={} control={control}", reason.as_str()),
@@ -142,6 +149,23 @@ mod tests {
         assert!(
             line.starts_with(&format!("revoke {} reason=transfer-done", e.key)),
             "{line}"
+        );
+    }
+
+    #[test]
+    fn an_encrypted_session_is_a_warning_pointing_to_the_ftps_fallback() {
+        let action = Action::Note(Note::Encrypted {
+            time: Instant::from_micros(0),
+            control: crate::flow::Control {
+                client: "198.51.100.2:40000".parse().unwrap(),
+                server: "203.0.113.2:21".parse().unwrap(),
+            },
+        });
+        assert_eq!(level(&action), log::Level::Warn);
+        assert_eq!(
+            describe(&action).to_string(),
+            "encrypted control=198.51.100.2:40000 -> 203.0.113.2:21 see=docs/deploy.md#ftps: \
+             this session's data connections cannot be opened by ftp-alg; see the FTPS fallback"
         );
     }
 }

@@ -13,6 +13,8 @@ use std::net::SocketAddr;
 use super::Record;
 use super::direction_name;
 use crate::action::Action;
+use crate::action::FTPS_ADVICE;
+use crate::action::FTPS_DOC;
 use crate::action::Note;
 use crate::expect::DataKey;
 use crate::flow::Control;
@@ -128,7 +130,9 @@ fn action_fields(o: &mut Object<'_>, action: &Action, file: &str) {
         }
         Action::Note(Note::Encrypted { time, control }) => {
             o.control(control);
+            o.str("detail", FTPS_ADVICE);
             o.str("file", file);
+            o.str("see", FTPS_DOC);
             o.time(*time);
             o.str("type", "tls");
         }
