@@ -23,32 +23,10 @@ export LAB_PREFIX=${LAB_PREFIX:-fops-check}
 # shellcheck source=tests/lab/lab.sh
 source "$HERE/lab.sh"
 
-WORK=$(mktemp -d)
-N_OK=0 N_FAIL=0 N_NA=0
-MAIN_PID=$BASHPID
-cleanup() {
-    local rc=$?
-    [[ $BASHPID == "$MAIN_PID" ]] || exit "$rc"
-    set +eu
-    trap - EXIT INT TERM
-    lab_alg_stop
-    lab_down
-    rm -rf "$WORK"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-result() {
-    local st=$1 name=$2 det=$3
-    case "$st" in
-    ok) N_OK=$((N_OK + 1)) ;;
-    n/a) N_NA=$((N_NA + 1)) ;;
-    *) st=FAIL N_FAIL=$((N_FAIL + 1)) ;;
-    esac
-    printf '%s %s (%s)\n' "$st" "$name" "$det"
-}
+WORK=$(mktemp -d /tmp/ftp-alg-ops-check.XXXXXX)
+# shellcheck source=tests/lab/suite.sh
+source "$HERE/suite.sh"
+suite_cleanup_hook() { lab_alg_stop; }
 
 # check ARGS...: `ftp-alg check ARGS` in the gateway; its report in $WORK/report, its exit
 # status in RC.
@@ -207,12 +185,18 @@ case_nat() {
 }
 
 # ------------------------------------------------------------------ main
-[[ -x $FTPALG_BIN ]] || { echo "FAIL build ($FTPALG_BIN missing: cargo build --release)"; exit 1; }
-t0=$SECONDS
-lab_up >/dev/null 2>&1 || { result FAIL "lab up" "lab_up failed"; exit 1; }
-for c in good no_table set_missing set_without_timeout no_queue_rule no_bypass kernel_helper \
-    ipset_without_sets queue_bound capped units nat; do
-    "case_$c"
-done
-echo "== check: $N_OK ok, $N_FAIL failed, $N_NA n/a in $((SECONDS - t0)) s"
+part_check() {
+    local c
+    for c in good no_table set_missing set_without_timeout no_queue_rule no_bypass kernel_helper \
+        ipset_without_sets queue_bound capped units nat; do
+        "case_$c"
+    done
+}
+
+t0=$(now)
+[[ -x $FTPALG_BIN ]] || { result FAIL build "$FTPALG_BIN missing: cargo build --release"; exit 1; }
+lab_up >/dev/null 2>&1 || { result FAIL lab "lab_up failed"; exit 1; }
+SUITE_PARTS=check
+part check part_check
+suite_summary ops/check "$t0"
 ((N_FAIL == 0))
