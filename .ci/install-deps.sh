@@ -19,6 +19,8 @@ command -v script >/dev/null 2>&1 || need+=(util-linux)
 command -v tcpdump >/dev/null 2>&1 || need+=(tcpdump)
 [[ -x /usr/bin/time ]] || need+=(time)
 command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
+# tests/systemd_units.rs verifies dist/*.service with systemd-analyze.
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 
 if ((${#need[@]})); then
     if [[ $(id -u) -ne 0 ]]; then

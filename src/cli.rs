@@ -12,6 +12,7 @@ use clap::Subcommand;
 use clap::ValueEnum;
 
 use crate::action::Verdict;
+use crate::check;
 use crate::config::Config;
 use crate::config::Nat;
 use crate::config::NatMode;
@@ -50,6 +51,22 @@ pub enum Command {
     /// Capture live from an interface and report, as replay does, what ftp-alg would open
     /// and refuse; touches no firewall (for evaluation before deployment).
     Watch(WatchArgs),
+    /// Say what this network namespace's kernel and firewall lack for `run` with the same
+    /// options.
+    ///
+    /// One line per check (ok, warn, missing, conflict) with what to do. Exit status 1 when
+    /// the set-up cannot work, 0 otherwise (warnings allowed).
+    Check(CheckArgs),
+}
+
+/// `ftp-alg check` options: exactly those of `ftp-alg run`, so a unit can check with the
+/// options it runs with. Those that matter: `--queue`, `--backend`, the table and set names,
+/// `--control-port`, `--nat`/`--nat-map`, `--max-expectations-total`, `--netlink-timeout`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The daemon's options.
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 /// Engine options shared by `replay` and `run`.
@@ -582,6 +599,71 @@ impl RunArgs {
     }
 }
 
+impl CheckArgs {
+    /// The set-up `run` with these options would need.
+    pub fn setup(&self) -> check::Setup {
+        let run = &self.run;
+        let names = &run.names;
+        let queues = &run.queues.0;
+        let mut rules_options = Vec::new();
+        if queues != &[0] {
+            // `rules` takes one range; a list that is not one is refused there, with a reason.
+            rules_options.push(format!(
+                "--queue {}-{}",
+                queues[0],
+                queues[queues.len() - 1]
+            ));
+        }
+        let nat = run.nat || !run.engine.nat_map.is_empty();
+        let backend = match run.backend {
+            BackendArg::Nft => {
+                rules_options.extend(changed(&[
+                    ("--table", &names.table, "ftpalg"),
+                    ("--set4", &names.set4, "expect4"),
+                    ("--set6", &names.set6, "expect6"),
+                ]));
+                check::Backend::Nft {
+                    table: names.table.clone(),
+                    sets: [names.set4.clone(), names.set6.clone()],
+                    maps: nat.then(crate::io::check::default_nat_maps),
+                }
+            }
+            BackendArg::Ipset => {
+                rules_options.extend(changed(&[
+                    ("--ipset4", &names.ipset4, "ftpalg-expect4"),
+                    ("--ipset6", &names.ipset6, "ftpalg-expect6"),
+                ]));
+                check::Backend::Ipset {
+                    sets: [names.ipset4.clone(), names.ipset6.clone()],
+                }
+            }
+            BackendArg::None => check::Backend::None,
+        };
+        let control_ports = run.config().control_ports;
+        if control_ports != [21] {
+            rules_options.extend(control_ports.iter().map(|p| format!("--control-port {p}")));
+        }
+        check::Setup {
+            backend,
+            queues: queues.clone(),
+            control_ports,
+            nat,
+            conntrack: run.nat,
+            max_expectations_total: run.engine.max_expectations_total,
+            rules_options: rules_options.join(" "),
+        }
+    }
+}
+
+/// `FLAG VALUE` for each name that is not its default (for the `rules` command line).
+fn changed(names: &[(&str, &String, &str)]) -> Vec<String> {
+    names
+        .iter()
+        .filter(|(_, value, default)| value.as_str() != *default)
+        .map(|(flag, value, _)| format!("{flag} {value}"))
+        .collect()
+}
+
 impl RulesArgs {
     /// The ruleset options, or why they cannot be written as one ruleset (the queues are not
     /// one balanced range, or NAT with a backend that cannot hold the DNAT maps).
@@ -864,6 +946,53 @@ mod tests {
         ] {
             assert_eq!(parse(&bad).unwrap_err().exit_code(), 2, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn check_takes_run_options_and_names_them_for_rules() {
+        let Command::Check(args) = parse(&[
+            "check",
+            "--queue",
+            "2-3",
+            "--table",
+            "gw",
+            "--control-port",
+            "2121",
+            "--nat",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not check")
+        };
+        let setup = args.setup();
+        assert_eq!(setup.queues, vec![2, 3]);
+        assert_eq!(setup.control_ports, vec![2121]);
+        assert!(setup.nat);
+        assert_eq!(
+            setup.rules_options,
+            "--queue 2-3 --table gw --control-port 2121"
+        );
+        let check::Backend::Nft { table, maps, .. } = setup.backend else {
+            panic!("not nft")
+        };
+        assert_eq!(table, "gw");
+        assert!(maps.is_some(), "--nat checks the DNAT maps");
+        let Command::Check(args) = parse(&["check", "--nat-map", "192.0.2.2=203.0.113.1"])
+            .unwrap()
+            .command
+        else {
+            panic!("not check")
+        };
+        let setup = args.setup();
+        assert!(
+            setup.nat && !setup.conntrack,
+            "static pairs: NAT form, no conntrack"
+        );
+        let Command::Check(args) = parse(&["check", "--backend", "ipset"]).unwrap().command else {
+            panic!("not check")
+        };
+        assert_eq!(args.setup().rules_options, "");
     }
 
     #[test]

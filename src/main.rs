@@ -5,18 +5,23 @@
 //! after SIGTERM/SIGINT; 1 when it cannot start (missing sets, queue taken) or a worker fails
 //! (its queue failed, or it panicked: the other workers are stopped first); 2 for bad
 //! arguments. `rules`: 0, or 2 for bad arguments. `watch`: 0 after SIGINT/SIGTERM or a
-//! limit; 1 when the interface cannot be opened or read; 2 for bad arguments.
+//! limit; 1 when the interface cannot be opened or read; 2 for bad arguments. `check`: 0 when
+//! the set-up can work (warnings allowed), 1 when something it needs is missing or in
+//! conflict, 2 for bad arguments.
 
 use std::io::BufWriter;
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use clap::Parser;
+use ftp_alg::check;
 use ftp_alg::cli::Cli;
 use ftp_alg::cli::Command;
 use ftp_alg::cli::WatchArgs;
 use ftp_alg::io::capture::PcapWriter;
+use ftp_alg::io::check as io_check;
 use ftp_alg::io::daemon;
 use ftp_alg::io::daemon::eventlog;
 use ftp_alg::io::daemon::logfile::LogFile;
@@ -62,6 +67,19 @@ fn main() -> ExitCode {
                     }
                     ExitCode::FAILURE
                 }
+            }
+        }
+        Command::Check(args) => {
+            logger.init();
+            let setup = args.setup();
+            let timeout = std::time::Duration::from_millis(args.run.netlink_timeout);
+            let report = check::judge(&setup, &io_check::observe(&setup, timeout));
+            // A closed stdout (`| head`) is not worth a panic; the exit status still says it.
+            let _ = write!(std::io::stdout().lock(), "{report}");
+            if report.can_work() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
             }
         }
         Command::Rules(args) => match args.options() {
@@ -160,9 +178,9 @@ fn watch(args: &WatchArgs) -> ExitCode {
 }
 
 /// The `--write` capture: a new pcap file at `path`.
-fn open_capture_out(path: &std::path::Path) -> Result<PcapWriter<Box<dyn std::io::Write>>, String> {
+fn open_capture_out(path: &std::path::Path) -> Result<PcapWriter<Box<dyn Write>>, String> {
     let file = std::fs::File::create(path)
         .map_err(|error| format!("cannot create {}: {error}", path.display()))?;
-    let out: Box<dyn std::io::Write> = Box::new(BufWriter::new(file));
+    let out: Box<dyn Write> = Box::new(BufWriter::new(file));
     PcapWriter::new(out).map_err(|error| format!("cannot write {}: {error}", path.display()))
 }

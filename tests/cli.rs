@@ -269,3 +269,44 @@ fn progress_shows_on_a_terminal_only() {
     );
     assert!(shown.contains("summary: 1 file(s)"), "{shown:?}");
 }
+
+#[test]
+fn check_has_help_and_takes_the_options_of_run() {
+    let out = ftp_alg(&["check", "--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in ["--queue", "--backend", "--table", "--nat", "--control-port"] {
+        assert!(help.contains(flag), "check --help lacks {flag}");
+    }
+    let out = ftp_alg(&["check", "--backend", "pf"]);
+    assert_eq!(out.status.code(), Some(2), "a bad flag is a usage error");
+}
+
+/// Without CAP_NET_ADMIN (root dropping to nobody with setpriv), check reports that the
+/// daemon could not run, exits 1, and neither panics nor hides the other lines.
+#[test]
+fn check_without_privileges_reports_and_exits_1() {
+    if !common::netns::root_with(&["setpriv"], "check_without_privileges") {
+        return;
+    }
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(env!("CARGO_BIN_EXE_ftp-alg"))
+        .args(["check", "--backend", "nft"])
+        .output()
+        .expect("run setpriv");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stdout.contains("missing  privileges: CAP_NET_ADMIN is not effective"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("the set-up cannot work"), "{stdout}");
+}

@@ -5,10 +5,12 @@
 //! for the daemon, the libc calls ([`sys`], the crate's only `unsafe`), netfilter netlink
 //! ([`netlink`]), NFQUEUE ([`nfqueue`]), the kernel sets that hold expectations
 //! ([`backend`]) and conntrack lookups ([`conntrack`]); the daemon's loop ([`daemon`])
-//! and its metrics endpoint ([`metrics`]).
+//! and its metrics endpoint ([`metrics`]); what `ftp-alg check` reads from the kernel
+//! ([`check`]).
 
 pub mod backend;
 pub mod capture;
+pub mod check;
 pub mod conntrack;
 pub mod daemon;
 pub mod metrics;
