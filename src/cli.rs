@@ -18,6 +18,7 @@ use crate::config::Nat;
 use crate::config::NatMode;
 use crate::config::Policy;
 use crate::config::Unjudged;
+use crate::io::config_file;
 use crate::io::daemon;
 use crate::io::daemon::eventlog::LogFormat;
 use crate::io::nfqueue;
@@ -169,6 +170,11 @@ pub struct WatchArgs {
 /// `ftp-alg run` options.
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    /// Read settings from this TOML file first: each key is a long option of `run` (`queue =
+    /// "0-3"`, `cleanup = true`, `control-port = [21, 2121]`); options given here replace
+    /// the file's. The default path may be missing; another one must exist (docs/operations.md).
+    #[arg(long, value_name = "PATH", default_value = config_file::DEFAULT_PATH)]
+    pub config: PathBuf,
     /// NFQUEUE numbers to serve, one worker each: `0`, `0-3` or `0,2,5`.
     #[arg(long = "queue", value_name = "QUEUES", default_value = "0", value_parser = parse_queues)]
     pub queues: Queues,

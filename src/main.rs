@@ -4,10 +4,11 @@
 //! file that could not be read (what was read before the error is still reported). `run`: 0
 //! after SIGTERM/SIGINT; 1 when it cannot start (missing sets, queue taken) or a worker fails
 //! (its queue failed, or it panicked: the other workers are stopped first); 2 for bad
-//! arguments. `rules`: 0, or 2 for bad arguments. `watch`: 0 after SIGINT/SIGTERM or a
-//! limit; 1 when the interface cannot be opened or read; 2 for bad arguments. `check`: 0 when
-//! the set-up can work (warnings allowed), 1 when something it needs is missing or in
-//! conflict, 2 for bad arguments.
+//! arguments or a configuration file it cannot use. `rules`: 0, or 2 for bad arguments.
+//! `watch`: 0 after SIGINT/SIGTERM or a limit; 1 when the interface cannot be opened or read;
+//! 2 for bad arguments. `check`: 0 when the set-up can work (warnings allowed), 1 when
+//! something it needs is missing or in conflict, 2 for bad arguments or a configuration file
+//! it cannot use (it reads `run`'s, as it takes `run`'s options).
 
 use std::io::BufWriter;
 use std::io::Write;
@@ -15,13 +16,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use clap::Parser;
 use ftp_alg::check;
 use ftp_alg::cli::Cli;
 use ftp_alg::cli::Command;
 use ftp_alg::cli::WatchArgs;
 use ftp_alg::io::capture::PcapWriter;
 use ftp_alg::io::check as io_check;
+use ftp_alg::io::config_file;
 use ftp_alg::io::daemon;
 use ftp_alg::io::daemon::eventlog;
 use ftp_alg::io::daemon::logfile::LogFile;
@@ -35,7 +36,13 @@ use signal_hook::consts::SIGINT;
 use signal_hook::consts::SIGTERM;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match config_file::parse::<Cli>(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(error) => {
+            eprintln!("ftp-alg: {error}");
+            return ExitCode::from(2);
+        }
+    };
     let mut logger = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(
         // The daemon's log lines are its record of what it opened; replay reports on stdout.
         if matches!(cli.command, Command::Run(_)) {

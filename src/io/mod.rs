@@ -6,11 +6,12 @@
 //! ([`netlink`]), NFQUEUE ([`nfqueue`]), the kernel sets that hold expectations
 //! ([`backend`]) and conntrack lookups ([`conntrack`]); the daemon's loop ([`daemon`])
 //! and its metrics endpoint ([`metrics`]); what `ftp-alg check` reads from the kernel
-//! ([`check`]).
+//! ([`check`]); the configuration file spliced into the command line ([`config_file`]).
 
 pub mod backend;
 pub mod capture;
 pub mod check;
+pub mod config_file;
 pub mod conntrack;
 pub mod daemon;
 pub mod metrics;
