@@ -21,6 +21,8 @@ command -v tcpdump >/dev/null 2>&1 || need+=(tcpdump)
 command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
 # tests/systemd_units.rs verifies dist/*.service with systemd-analyze.
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+# tests/man.rs renders the generated man pages with groff, failing on any warning.
+command -v groff >/dev/null 2>&1 || need+=(groff-base)
 
 if ((${#need[@]})); then
     if [[ $(id -u) -ne 0 ]]; then
