@@ -9,6 +9,10 @@
 #                       (replay, scale; the live gateway parts need root; ~10 minutes)
 #   make fuzz         - fuzz every target for FUZZ_SECONDS each (nightly, cargo-fuzz;
 #                       docs/security.md); make test replays the committed corpora on stable
+#   make man          - man pages and bash/zsh/fish completions into target/man, target/completions
+#   make install      - the release binary, man pages, completions, rulesets, systemd units and
+#                       the example config under $(DESTDIR)$(PREFIX) (PREFIX=/usr/local);
+#                       make uninstall removes them again (an /etc config is left alone)
 SHELL := /bin/bash
 CARGO ?= cargo
 SAMPLES := $(sort $(wildcard pcaps/*.pcap pcaps/*.pcapng))
@@ -47,6 +51,7 @@ test: deps lint
 	@echo "== memory per idle session (20,000 sessions; docs/policy.md has the 1,000,000 figure)"
 	$(CARGO) run -q --locked --release --example flow_memory -- 20000
 	@$(MAKE) --no-print-directory bench-quick
+	@$(MAKE) --no-print-directory install-check
 	@$(MAKE) --no-print-directory gateway-tests
 	@$(MAKE) --no-print-directory hostile-tests
 	@$(MAKE) --no-print-directory ops-tests
@@ -86,6 +91,67 @@ ops-tests:
 
 deps:
 	./.ci/install-deps.sh
+
+.PHONY: man install uninstall install-check
+
+# Man pages (ftp-alg.1, ftp-alg-<subcommand>.1) and shell completions, generated from the
+# clap definitions by an example, so the generators stay out of the shipped binary.
+man:
+	rm -rf target/man target/completions
+	$(CARGO) run -q --locked --example gen_man -- target/man target/completions >/dev/null
+
+# Installation (GNU conventions: PREFIX, DESTDIR; each directory overridable). Units in dist/
+# get ExecStart's binary path rewritten to $(BINDIR). The example config goes to $(DOCDIR),
+# and to $(SYSCONFDIR)/ftp-alg/ only if no config is there yet: an existing one is never
+# overwritten (the example is all comments: it changes no default).
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man/man1
+DATADIR ?= $(PREFIX)/share/ftp-alg
+DOCDIR ?= $(PREFIX)/share/doc/ftp-alg
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
+FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= /etc
+INSTALL ?= install
+UNITS := $(wildcard dist/*.service)
+
+install: release man
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR) $(DESTDIR)$(DATADIR)/rules \
+		$(DESTDIR)$(DOCDIR) $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) \
+		$(DESTDIR)$(FISHCOMPDIR) $(DESTDIR)$(SYSCONFDIR)/ftp-alg
+	$(INSTALL) -m 0755 target/release/ftp-alg $(DESTDIR)$(BINDIR)/ftp-alg
+	$(INSTALL) -m 0644 target/man/*.1 $(DESTDIR)$(MANDIR)/
+	$(INSTALL) -m 0644 target/completions/ftp-alg.bash $(DESTDIR)$(BASHCOMPDIR)/ftp-alg
+	$(INSTALL) -m 0644 target/completions/_ftp-alg $(DESTDIR)$(ZSHCOMPDIR)/_ftp-alg
+	$(INSTALL) -m 0644 target/completions/ftp-alg.fish $(DESTDIR)$(FISHCOMPDIR)/ftp-alg.fish
+	$(INSTALL) -m 0644 $(filter-out %.sh,$(wildcard rules/*)) $(DESTDIR)$(DATADIR)/rules/
+	$(INSTALL) -m 0755 $(wildcard rules/*.sh) $(DESTDIR)$(DATADIR)/rules/
+	$(INSTALL) -m 0644 dist/ftp-alg.toml $(DESTDIR)$(DOCDIR)/ftp-alg.toml
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/ftp-alg/ftp-alg.toml ]; then \
+		echo "kept the existing $(DESTDIR)$(SYSCONFDIR)/ftp-alg/ftp-alg.toml (example: $(DOCDIR)/ftp-alg.toml)"; \
+	else \
+		$(INSTALL) -m 0644 dist/ftp-alg.toml $(DESTDIR)$(SYSCONFDIR)/ftp-alg/ftp-alg.toml; \
+	fi
+	@for unit in $(UNITS); do \
+		$(INSTALL) -d $(DESTDIR)$(SYSTEMDUNITDIR) || exit 1; \
+		sed -E 's#/usr(/local)?/s?bin/ftp-alg#$(BINDIR)/ftp-alg#g' $$unit \
+			> $(DESTDIR)$(SYSTEMDUNITDIR)/$${unit##*/} || exit 1; \
+		chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/$${unit##*/}; \
+		echo "installed $(DESTDIR)$(SYSTEMDUNITDIR)/$${unit##*/}"; \
+	done
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/ftp-alg $(DESTDIR)$(MANDIR)/ftp-alg.1 $(DESTDIR)$(MANDIR)/ftp-alg-*.1 \
+		$(DESTDIR)$(BASHCOMPDIR)/ftp-alg $(DESTDIR)$(ZSHCOMPDIR)/_ftp-alg \
+		$(DESTDIR)$(FISHCOMPDIR)/ftp-alg.fish $(addprefix $(DESTDIR)$(SYSTEMDUNITDIR)/,$(notdir $(UNITS)))
+	rm -rf $(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR)
+	@echo "left $(DESTDIR)$(SYSCONFDIR)/ftp-alg/ alone (your configuration)"
+
+# make install into a scratch DESTDIR, then check the tree (tests/install-check.sh).
+install-check:
+	bash tests/install-check.sh
 
 lint: check-fmt clippy lint-core
 
