@@ -7,6 +7,7 @@
 //! - a flag (`--cleanup`) takes `true` or `false`;
 //! - an option that may be repeated (`--control-port`) takes an array, one argument per
 //!   element;
+//! - a counted flag (`-vv`) takes the count;
 //! - any other option takes one string, number or boolean (`timeout = 30` is `--timeout=30`).
 //!
 //! Each setting is parsed on its own by the option's own clap definition (value parser,
@@ -236,6 +237,13 @@ fn arguments(arg: &Arg, key: &str, value: &DeValue<'_>) -> Result<Vec<String>, E
             _ => Err(wrong(
                 "an array (a repeatable option: `key = [value, ...]`)",
             )),
+        },
+        ArgAction::Count => match value {
+            DeValue::Integer(n) => match u8::from_str_radix(n.as_str(), n.radix()) {
+                Ok(n) => Ok(vec![format!("--{key}"); usize::from(n)]),
+                Err(_) => Err(wrong("a count from 0 to 255")),
+            },
+            _ => Err(wrong("a count (the times the flag is given)")),
         },
         ArgAction::Set => match scalar(value) {
             Some(text) => Ok(vec![format!("--{key}={text}")]),

@@ -78,6 +78,11 @@ fn each_kind_of_option_becomes_its_arguments_in_file_order() {
         ]
     );
     assert_eq!(parse("").unwrap(), vec![]);
+    assert_eq!(
+        parse("verbose = 2").unwrap(),
+        vec![("verbose".into(), 1, strings(&["--verbose", "--verbose"]))]
+    );
+    assert!(error("verbose = 256").1.contains("a count from 0 to 255"));
 }
 
 #[test]
@@ -156,9 +161,12 @@ fn tables_syntax_and_forbidden_keys_are_errors_with_lines() {
         error("config = \"/etc/x\""),
         (1, "\"config\" cannot be set in a configuration file".into())
     );
+    let command = command().arg(Arg::new("quiet").long("quiet").action(ArgAction::SetFalse));
+    let error = Settings::parse("quiet = true", &command, &[]).unwrap_err();
     assert!(
-        error("verbose = 2")
-            .1
+        error
+            .kind
+            .to_string()
             .contains("a kind of option a file cannot set")
     );
 }
