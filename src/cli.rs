@@ -46,6 +46,7 @@ pub enum Command {
     Replay(ReplayArgs),
     /// Run the gateway daemon: read FTP control packets from NFQUEUE, install an expectation
     /// for each announced data connection before releasing the packet that announced it.
+    #[command(after_long_help = RUN_AFTER_HELP)]
     Run(RunArgs),
     /// Print the firewall ruleset that pairs with `ftp-alg run` (or the kernel helper's).
     Rules(RulesArgs),
@@ -319,6 +320,19 @@ pub struct RulesArgs {
     #[arg(long, value_name = "LOW-HIGH", requires = "ftps_servers", value_parser = parse_port_range)]
     pub ftps_passive_ports: Option<(u16, u16)>,
 }
+
+/// The end of `run --help` and of its man page: files, signals, exit status.
+const RUN_AFTER_HELP: &str = "\
+Files: /etc/ftp-alg/ftp-alg.toml holds settings read before the command line (--config names
+another file). Each key is a long option of run (queue = \"0-3\", cleanup = true,
+control-port = [21, 2121]); a flag replaces the file's setting. Each queue's state is left in
+--state-dir (/run/ftp-alg) at a clean stop and picked up at the next start.
+
+Signals: SIGTERM or SIGINT stops; SIGHUP reopens --log-file and checks the sets again; SIGUSR1
+logs the counters.
+
+Exit status: 0 after SIGTERM or SIGINT; 1 when it cannot start or a worker fails; 2 for bad
+arguments or a configuration file it cannot use.";
 
 /// A sorted, duplicate-free, non-empty list of queue numbers.
 #[derive(Debug, Clone, PartialEq, Eq)]
