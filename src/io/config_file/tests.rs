@@ -173,3 +173,19 @@ fn a_conflicting_flag_replaces_the_setting() {
     );
     std::fs::remove_file(path).unwrap();
 }
+
+#[test]
+fn check_takes_runs_options_so_it_reads_the_same_file() {
+    let path = file("check", "table = \"gw\"\nqueue = \"2-3\"\n");
+    let config = path.to_str().unwrap();
+    let cli = parse::<Cli>(os(&[
+        "ftp-alg", "check", "--config", config, "--queue", "5",
+    ]))
+    .unwrap();
+    let Subcommand::Check(check) = cli.command else {
+        panic!("not check")
+    };
+    assert_eq!(check.run.names.table, "gw");
+    assert_eq!(check.run.queues.0, [5], "the flag wins");
+    std::fs::remove_file(path).unwrap();
+}
