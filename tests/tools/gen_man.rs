@@ -1,7 +1,7 @@
 //! `make man`: the man pages and shell completions from the clap definitions, written to
 //! `target/man` and `target/completions` (or the two directories given). An example, not a
 //! subcommand, so the generators (`clap_mangen`, `clap_complete`) stay out of the shipped
-//! binary (docs/decisions.md D-ops-config).
+//! binary (docs/decisions.md D30).
 
 mod man_pages;
 

@@ -160,10 +160,12 @@ case_units() {
     local dist="$LAB_REPO/dist" opts loader run_opts line
     opts=$(sed -n 's/^Environment="FTP_ALG_RULES_OPTIONS=\(.*\)"$/\1/p' "$dist/ftp-alg-rules.service")
     loader=$(sed -n 's/^Environment="FTP_ALG_RULES_LOADER=\(.*\)"$/\1/p' "$dist/ftp-alg-rules.service")
-    run_opts=$(sed -n 's/^Environment="FTP_ALG_OPTIONS=\(.*\)"$/\1/p' "$dist/ftp-alg.service")
+    # FTP_ALG_OPTIONS is empty by default (the settings are in the configuration file).
+    grep -q '^Environment="FTP_ALG_OPTIONS=' "$dist/ftp-alg.service" || run_opts=missing
+    run_opts=${run_opts:-$(sed -n 's/^Environment="FTP_ALG_OPTIONS=\(.*\)"$/\1/p' "$dist/ftp-alg.service")}
     line=$(sed -n 's/^ExecStart=//p' "$dist/ftp-alg-rules.service")
     line=${line//\/usr\/local\/bin\/ftp-alg/$FTPALG_BIN}
-    if [[ -z $opts || -z $loader || -z $run_opts || -z $line ]]; then
+    if [[ -z $opts || -z $loader || $run_opts == missing || -z $line ]]; then
         result FAIL "the units' ruleset and options" "cannot read the units' Environment=/ExecStart="
         return
     fi
