@@ -134,12 +134,15 @@ impl Engine {
         self.budget
             .account((before, tier_before), (after, flow.tier()));
         self.count(&outcome);
-        self.apply(
-            key,
-            direction,
-            outcome.events.drain(..),
-            outcome.first_conflict,
-        );
+        // Most segments carry no event: no need to look the flow up again.
+        if !outcome.events.is_empty() || outcome.first_conflict {
+            self.apply(
+                key,
+                direction,
+                outcome.events.drain(..),
+                outcome.first_conflict,
+            );
+        }
         if let Some(range) = outcome.range.filter(|_| outcome.receipt.retransmitted) {
             self.retry_installs(key, direction, range);
         }

@@ -101,7 +101,7 @@ impl FlowKey {
     /// The key of the connection between `a` and `b`, in either order.
     pub fn new(a: SocketAddr, b: SocketAddr) -> Self {
         let (a, b) = (Endpoint::from(a), Endpoint::from(b));
-        if a <= b {
+        if a.precedes(&b) {
             Self { low: a, high: b }
         } else {
             Self { low: b, high: a }
@@ -137,6 +137,18 @@ pub(crate) fn hash_ip<H: Hasher>(ip: &IpAddr, state: &mut H) -> u64 {
         IpAddr::V6(v6) => {
             state.write_u128(v6.to_bits());
             1 << 32
+        }
+    }
+}
+
+impl Endpoint {
+    /// `self <= other` in the derived order (IPv4 before IPv6, then the address, then the
+    /// port), with two IPv4 ends compared as integers.
+    #[inline]
+    fn precedes(&self, other: &Self) -> bool {
+        match (self.ip, other.ip) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => (a.to_bits(), self.port) <= (b.to_bits(), other.port),
+            _ => self <= other,
         }
     }
 }
@@ -214,5 +226,28 @@ mod tests {
         assert_eq!(control.to_string(), "198.51.100.2:40000 -> 203.0.113.2:21");
         assert_eq!(FlowKey::new(s, c).ends(), (c, s));
         assert_eq!(size_of::<FlowKey>(), 40);
+    }
+
+    /// The IPv4 shortcut orders ends as the derived order does.
+    #[test]
+    fn ends_are_ordered_as_derived() {
+        let ends: Vec<Endpoint> = [
+            "0.0.0.0:0",
+            "10.0.0.1:21",
+            "10.0.0.1:20",
+            "10.0.0.2:20",
+            "9.255.255.255:65535",
+            "255.0.0.0:1",
+            "[::1]:21",
+            "[2001:db8::1]:0",
+        ]
+        .iter()
+        .map(|text| Endpoint::from(text.parse::<SocketAddr>().unwrap()))
+        .collect();
+        for a in &ends {
+            for b in &ends {
+                assert_eq!(a.precedes(b), a <= b, "{a:?} {b:?}");
+            }
+        }
     }
 }
