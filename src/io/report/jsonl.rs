@@ -222,6 +222,7 @@ impl<'a> Object<'a> {
         write!(self.out, "\"{value}\"").expect("into a Vec");
     }
 
+    #[inline]
     fn addr(&mut self, name: &str, value: SocketAddr) {
         self.key(name);
         match value {
@@ -243,6 +244,7 @@ impl<'a> Object<'a> {
         }
     }
 
+    #[inline]
     fn ip(&mut self, name: &str, value: IpAddr) {
         self.key(name);
         match value {
@@ -315,7 +317,16 @@ fn dotted(out: &mut Vec<u8>, octets: [u8; 4]) {
         len += count;
     }
     // The last octet's dot is dropped.
-    out.extend_from_slice(&text[..len - 1]);
+    put(out, &text, len - 1);
+}
+
+/// The first `len` bytes of `text` onto `out`: all of `text` is copied (a copy of a length
+/// known at compile time, no `memcpy` call), then the excess is cut off.
+#[inline]
+fn put<const N: usize>(out: &mut Vec<u8>, text: &[u8; N], len: usize) {
+    let end = out.len() + len.min(N);
+    out.extend_from_slice(text);
+    out.truncate(end);
 }
 
 /// Every octet's decimal digits followed by a dot (padded to 4 bytes), and how many of those
@@ -340,19 +351,21 @@ const OCTETS: [([u8; 4], usize); 256] = {
 
 /// `n` in decimal, as `Display` writes it.
 fn decimal(out: &mut Vec<u8>, n: u16) {
+    let count = match n {
+        0..=9 => 1,
+        10..=99 => 2,
+        100..=999 => 3,
+        1000..=9999 => 4,
+        _ => 5,
+    };
     let mut digits = [0u8; 5];
-    let mut at = digits.len();
     let mut n = n;
-    loop {
-        at -= 1;
+    for digit in digits[..count].iter_mut().rev() {
         // NOTE: `n % 10` is below 10, so the digit is ASCII.
-        digits[at] = b'0' + (n % 10) as u8;
+        *digit = b'0' + (n % 10) as u8;
         n /= 10;
-        if n == 0 {
-            break;
-        }
     }
-    out.extend_from_slice(&digits[at..]);
+    put(out, &digits, count);
 }
 
 /// An IPv6 address (not IPv4-mapped, which `Display` writes dotted) as `Ipv6Addr`'s `Display`
@@ -382,7 +395,7 @@ fn hex_groups(out: &mut Vec<u8>, segments: [u16; 8]) {
     } else {
         len = hex_list(&segments, &mut text, len);
     }
-    out.extend_from_slice(&text[..len]);
+    put(out, &text, len);
 }
 
 /// Colon-separated hex groups into `text` from `len`; returns the new length.
