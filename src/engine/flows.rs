@@ -127,7 +127,7 @@ impl Engine {
         };
         let before = flow.buffered();
         let direction = flow.control().direction_from(segment.src());
-        let mut outcome = std::mem::take(&mut self.outcome);
+        let mut outcome = self.outcome.take().unwrap_or_default();
         outcome.reset();
         flow.handle_segment(now, direction, segment, config, &mut outcome);
         let after = flow.buffered();
@@ -152,7 +152,7 @@ impl Engine {
         self.enforce_budget(at);
         self.settle(key, at, tier_before);
         let unbuffered = outcome.receipt.unbuffered;
-        self.outcome = outcome;
+        self.outcome = Some(outcome);
         if unbuffered {
             self.unjudged_verdict()
         } else {
