@@ -2,8 +2,10 @@
 //! buffer: no `serde_json::Value` tree, no map of owned keys, no `to_string` per address.
 //!
 //! Owns: the byte-exact output `serde_json` gives for the same objects (keys in sorted
-//! order, compact, strings escaped and numbers formatted by `serde_json` itself), which the
-//! tests check against the `Value` rendering for every record type. Building a `Value` per
+//! order, compact; a string that needs escaping and every float go through `serde_json`
+//! itself, addresses and integers are written digit by digit as `Display` writes them), which
+//! the tests check against the `Value` rendering for every record type, and against
+//! `Display` and `serde_json` for every address and string shape. Building a `Value` per
 //! record took a third of a replay's time (docs/benchmarks.md).
 
 use std::io::Write;
