@@ -190,6 +190,7 @@ impl SetModel {
 
     /// The element whose lifetime ended first, if it ended by `now`: it leaves the model and
     /// is reported unused at its expiry. Call until `None`.
+    #[inline]
     pub fn poll_expired(&mut self, now: Instant) -> Option<Unused> {
         self.forget_admissions(now);
         let expectation = self.elements.pop_expired(now)?;
@@ -282,6 +283,7 @@ impl SetModel {
     }
 
     /// Forget connections admitted [`ADMITTED_MEMORY`] or more before `now`.
+    #[inline]
     fn forget_admissions(&mut self, now: Instant) {
         while self.admitted.pop_expired(now).is_some() {}
     }

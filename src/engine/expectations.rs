@@ -121,6 +121,7 @@ impl Engine {
     }
 
     /// Forget expectations whose lifetime is over (the kernel has dropped them).
+    #[inline]
     pub(super) fn expire_expectations(&mut self) {
         let gone = self.expectations.expire(self.now);
         self.stats.expectations_expired += gone.len() as u64;

@@ -127,19 +127,22 @@ impl Engine {
         };
         let before = flow.buffered();
         let direction = flow.control().direction_from(segment.src());
-        let mut outcome = std::mem::take(&mut self.outcome);
+        let mut outcome = self.outcome.take().unwrap_or_default();
         outcome.reset();
         flow.handle_segment(now, direction, segment, config, &mut outcome);
         let after = flow.buffered();
         self.budget
             .account((before, tier_before), (after, flow.tier()));
         self.count(&outcome);
-        self.apply(
-            key,
-            direction,
-            outcome.events.drain(..),
-            outcome.first_conflict,
-        );
+        // Most segments carry no event: no need to look the flow up again.
+        if !outcome.events.is_empty() || outcome.first_conflict {
+            self.apply(
+                key,
+                direction,
+                outcome.events.drain(..),
+                outcome.first_conflict,
+            );
+        }
         if let Some(range) = outcome.range.filter(|_| outcome.receipt.retransmitted) {
             self.retry_installs(key, direction, range);
         }
@@ -149,7 +152,7 @@ impl Engine {
         self.enforce_budget(at);
         self.settle(key, at, tier_before);
         let unbuffered = outcome.receipt.unbuffered;
-        self.outcome = outcome;
+        self.outcome = Some(outcome);
         if unbuffered {
             self.unjudged_verdict()
         } else {

@@ -56,8 +56,9 @@ pub struct Engine {
     proven_evictions: flows::Occasional,
     /// Budget overruns since the last warning about them.
     budget_warnings: flows::Occasional,
-    /// Scratch for what one segment did (its buffers are reused).
-    outcome: crate::flow::control::Outcome,
+    /// Scratch for what one segment did (its buffers are reused). Boxed, so that taking it
+    /// out for a segment and putting it back moves a pointer, not the whole struct.
+    outcome: Option<Box<crate::flow::control::Outcome>>,
     /// Translated control connections (NAT).
     nat: nat::NatTable,
 }
@@ -78,7 +79,7 @@ impl Engine {
             budget: budget::Budget::default(),
             proven_evictions: flows::Occasional::default(),
             budget_warnings: flows::Occasional::default(),
-            outcome: crate::flow::control::Outcome::default(),
+            outcome: None,
             nat: nat::NatTable::default(),
         }
     }

@@ -94,10 +94,16 @@ impl Retries {
     }
 
     /// Forget retries whose expectation's lifetime is over at `now`.
+    #[inline]
     pub(super) fn expire(&mut self, now: Instant) {
         if self.earliest.is_none_or(|earliest| earliest > now) {
             return;
         }
+        self.expire_due(now);
+    }
+
+    /// [`Retries::expire`] when the earliest retry is due.
+    fn expire_due(&mut self, now: Instant) {
         let mut earliest: Option<Instant> = None;
         self.by_flow.retain(|_, list| {
             list.retain(|r| r.expectation.expires() > now);

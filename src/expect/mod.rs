@@ -30,7 +30,7 @@ use crate::time::Duration;
 use crate::time::Instant;
 
 /// What a data connection's first packet must match: TCP from `src` (any source port) to
-/// `dst`:`dport`. Hashed as one write of its packed bytes (see `FlowKey`'s `Hash`).
+/// `dst`:`dport`. Hashed as a few integer writes (see `FlowKey`'s `Hash`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct DataKey {
     /// The peer that will connect: the server in active mode, the client in passive mode.
@@ -126,11 +126,10 @@ impl Revocation {
 
 impl Hash for DataKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        let mut packed = [0u8; 36];
-        packed[0] = crate::flow::pack_ip(&self.src, &mut packed[2..18]);
-        packed[1] = crate::flow::pack_ip(&self.dst, &mut packed[18..34]);
-        packed[34..].copy_from_slice(&self.dport.get().to_be_bytes());
-        state.write(&packed);
+        let src = crate::flow::hash_ip(&self.src, state);
+        let dst = crate::flow::hash_ip(&self.dst, state);
+        state.write_u64(src << 16 | u64::from(self.dport.get()));
+        state.write_u64(dst);
     }
 }
 

@@ -195,12 +195,18 @@ impl ExpectationTable {
 
     /// Forget the expectations whose lifetime is over at `now` (the kernel timed them out);
     /// returns them.
+    #[inline]
     pub fn expire(&mut self, now: Instant) -> Vec<Expectation> {
         // Fast path, taken for almost every packet: nothing is due. Every change settles the
         // heap, so its top is live and there is nothing to settle (and no key to hash).
         if self.expiry.peek().is_none_or(|&Reverse((at, _))| at > now) {
             return Vec::new();
         }
+        self.expire_due(now)
+    }
+
+    /// [`ExpectationTable::expire`] when the earliest expiry is due.
+    fn expire_due(&mut self, now: Instant) -> Vec<Expectation> {
         let mut gone = Vec::new();
         while let Some(&Reverse((at, key))) = self.expiry.peek() {
             if at > now {

@@ -94,15 +94,26 @@ struct Half {
 impl Outcome {
     /// Ready for the next segment: everything zero and empty, buffers kept.
     pub fn reset(&mut self) {
-        let mut events = std::mem::take(&mut self.events);
-        let mut framed = std::mem::take(&mut self.framed);
+        // In place, field by field (moving the whole struct cost two `memcpy` calls per
+        // segment); destructured without `..`, so a new field cannot be forgotten here.
+        let Self {
+            events,
+            receipt,
+            gaps,
+            lines,
+            overlong,
+            closed,
+            first_conflict,
+            untracked,
+            range,
+            framed,
+        } = self;
         events.clear();
         framed.clear();
-        *self = Self {
-            events,
-            framed,
-            ..Self::default()
-        };
+        *receipt = Receipt::default();
+        (*gaps, *lines, *overlong) = (0, 0, 0);
+        (*closed, *first_conflict, *untracked) = (false, false, false);
+        *range = None;
     }
 }
 

@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 
 /// A control connection's 4-tuple, the same for both directions. 40 bytes (a `SocketAddr`
 /// pair is 64): the key is stored twice per tracked connection, and a gateway tracks up to a
-/// million of them. Hashed as one 38-byte write (see the `Hash` impl).
+/// million of them. Hashed as two integer writes for IPv4 (see the `Hash` impl).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct FlowKey {
     low: Endpoint,
@@ -101,7 +101,7 @@ impl FlowKey {
     /// The key of the connection between `a` and `b`, in either order.
     pub fn new(a: SocketAddr, b: SocketAddr) -> Self {
         let (a, b) = (Endpoint::from(a), Endpoint::from(b));
-        if a <= b {
+        if a.precedes(&b) {
             Self { low: a, high: b }
         } else {
             Self { low: b, high: a }
@@ -114,37 +114,41 @@ impl FlowKey {
     }
 }
 
-/// One `write` of the packed key: the derived impl made a dozen small writes per key (enum
-/// tags, lengths, octets, ports), and SipHash's cost per write dominated a replay's profile.
-/// Equal keys pack equally (the packing is injective: family tag, 16 address bytes, port).
+/// A few integer writes, not the derived impl's dozen small writes per key (enum tags,
+/// lengths, octets, ports: SipHash's cost per write dominated a replay's profile), nor one
+/// 38-byte write (foldhash's slower path for long inputs, on every lookup). Equal keys write
+/// equally.
 impl Hash for FlowKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        let mut packed = [0u8; 38];
-        let (low, high) = packed.split_at_mut(19);
-        self.low.pack(low);
-        self.high.pack(high);
-        state.write(&packed);
+        let low = hash_ip(&self.low.ip, state) << 16 | u64::from(self.low.port);
+        state.write_u64(low);
+        let high = hash_ip(&self.high.ip, state) << 16 | u64::from(self.high.port);
+        state.write_u64(high);
+    }
+}
+
+/// An address for a `Hash` impl: an IPv4 address is returned as its 32 bits; an IPv6 one is
+/// written to `state` (as one `u128`) and returned as a tag above any IPv4 address, so the two
+/// families never write the same.
+#[inline]
+pub(crate) fn hash_ip<H: Hasher>(ip: &IpAddr, state: &mut H) -> u64 {
+    match ip {
+        IpAddr::V4(v4) => u64::from(v4.to_bits()),
+        IpAddr::V6(v6) => {
+            state.write_u128(v6.to_bits());
+            1 << 32
+        }
     }
 }
 
 impl Endpoint {
-    /// Family tag, address (IPv4 in the first 4 of 16 bytes), port: 19 bytes into `out`.
-    fn pack(&self, out: &mut [u8]) {
-        out[0] = pack_ip(&self.ip, &mut out[1..17]);
-        out[17..19].copy_from_slice(&self.port.to_be_bytes());
-    }
-}
-
-/// An address's bytes into `out` (16 bytes; IPv4 uses the first 4), and its family tag.
-pub(crate) fn pack_ip(ip: &IpAddr, out: &mut [u8]) -> u8 {
-    match ip {
-        IpAddr::V4(v4) => {
-            out[..4].copy_from_slice(&v4.octets());
-            4
-        }
-        IpAddr::V6(v6) => {
-            out[..16].copy_from_slice(&v6.octets());
-            6
+    /// `self <= other` in the derived order (IPv4 before IPv6, then the address, then the
+    /// port), with two IPv4 ends compared as integers.
+    #[inline]
+    fn precedes(&self, other: &Self) -> bool {
+        match (self.ip, other.ip) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => (a.to_bits(), self.port) <= (b.to_bits(), other.port),
+            _ => self <= other,
         }
     }
 }
@@ -222,5 +226,28 @@ mod tests {
         assert_eq!(control.to_string(), "198.51.100.2:40000 -> 203.0.113.2:21");
         assert_eq!(FlowKey::new(s, c).ends(), (c, s));
         assert_eq!(size_of::<FlowKey>(), 40);
+    }
+
+    /// The IPv4 shortcut orders ends as the derived order does.
+    #[test]
+    fn ends_are_ordered_as_derived() {
+        let ends: Vec<Endpoint> = [
+            "0.0.0.0:0",
+            "10.0.0.1:21",
+            "10.0.0.1:20",
+            "10.0.0.2:20",
+            "9.255.255.255:65535",
+            "255.0.0.0:1",
+            "[::1]:21",
+            "[2001:db8::1]:0",
+        ]
+        .iter()
+        .map(|text| Endpoint::from(text.parse::<SocketAddr>().unwrap()))
+        .collect();
+        for a in &ends {
+            for b in &ends {
+                assert_eq!(a.precedes(b), a <= b, "{a:?} {b:?}");
+            }
+        }
     }
 }

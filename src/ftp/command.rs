@@ -57,6 +57,25 @@ const KNOWN_VERBS: &[&str] = &[
     "XRSQ", "XSEM", "XSEN",
 ];
 
+/// [`KNOWN_VERBS`] as big-endian `u32`s (a three-letter verb ends in a zero byte), in the same
+/// order (a zero byte sorts before any letter), for a binary search of integers.
+const KNOWN_CODES: [u32; KNOWN_VERBS.len()] = {
+    let mut codes = [0u32; KNOWN_VERBS.len()];
+    let mut i = 0;
+    while i < codes.len() {
+        let name = KNOWN_VERBS[i].as_bytes();
+        let mut code = [0u8; 4];
+        let mut j = 0;
+        while j < name.len() {
+            code[j] = name[j];
+            j += 1;
+        }
+        codes[i] = u32::from_be_bytes(code);
+        i += 1;
+    }
+    codes
+};
+
 /// Classify one client line (terminator and Telnet commands already removed).
 pub fn parse(line: &[u8]) -> Command {
     let Some((verb, argument)) = split_verb(line) else {
@@ -115,8 +134,7 @@ fn split_verb(line: &[u8]) -> Option<(Verb, &[u8])> {
     let mut verb = [0u8; 4];
     verb[..len].copy_from_slice(&line[..len]);
     verb[..len].make_ascii_uppercase();
-    let name = std::str::from_utf8(&verb[..len]).ok()?;
-    KNOWN_VERBS.binary_search(&name).ok()?;
+    KNOWN_CODES.binary_search(&u32::from_be_bytes(verb)).ok()?;
     Some((Verb(verb), trim_end(numbers::skip_blanks(rest))))
 }
 
@@ -223,6 +241,7 @@ mod tests {
     #[test]
     fn known_verbs_table_is_sorted() {
         assert!(KNOWN_VERBS.windows(2).all(|w| w[0] < w[1]));
+        assert!(KNOWN_CODES.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]

@@ -266,20 +266,27 @@ impl<'a, W: Write> Replay<'a, W> {
 
 /// False when `ip` is certainly not a TCP SYN without ACK, read from two header bytes, so the
 /// datagram the engine just parsed is not parsed a second time (nine packets in ten are not
-/// opening SYNs). IPv4 only: an IPv6 datagram may carry extension headers, and `wire::parse`
-/// decides. A fragment reads as anything here; `wire::parse` refuses it either way.
+/// opening SYNs). An IPv6 datagram is read the same way when its first header is TCP, UDP or
+/// ICMPv6; with extension headers `wire::parse` decides. A fragment reads as anything here;
+/// `wire::parse` refuses it either way.
 fn may_open(ip: &[u8]) -> bool {
     const PROTOCOL_TCP: u8 = 6;
+    const PROTOCOL_UDP: u8 = 17;
+    const PROTOCOL_ICMPV6: u8 = 58;
+    const IPV6_LEN: usize = 40;
     const SYN: u8 = 0x02;
     const ACK: u8 = 0x10;
+    let opening = |flags: Option<&u8>| flags.is_none_or(|flags| flags & (SYN | ACK) == SYN);
     match ip.first() {
         Some(first) if first >> 4 == 4 => {
             let header = usize::from(first & 0x0f) * 4;
-            ip.get(9) == Some(&PROTOCOL_TCP)
-                && ip
-                    .get(header + 13)
-                    .is_none_or(|flags| flags & (SYN | ACK) == SYN)
+            ip.get(9) == Some(&PROTOCOL_TCP) && opening(ip.get(header + 13))
         }
+        Some(first) if first >> 4 == 6 => match ip.get(6) {
+            Some(&PROTOCOL_TCP) => opening(ip.get(IPV6_LEN + 13)),
+            Some(&PROTOCOL_UDP | &PROTOCOL_ICMPV6) => false,
+            _ => true,
+        },
         _ => true,
     }
 }
@@ -342,15 +349,16 @@ mod tests {
             b"",
         );
         assert!(!may_open(&syn_ack));
-        let v6 = tcp(
+        let (c, d) = (
             "[2001:db8::2]:40000".parse().unwrap(),
             "[2001:db8::3]:50000".parse().unwrap(),
-            1,
-            Some(2),
-            Flags::default(),
-            b"",
         );
-        assert!(may_open(&v6), "IPv6 is left to wire::parse");
+        let v6 = tcp(c, d, 1, Some(2), Flags::default(), b"");
+        assert!(!may_open(&v6), "an IPv6 ACK");
+        assert!(may_open(&syn(c, d)), "an IPv6 SYN");
+        let mut extension = syn(c, d);
+        extension[6] = 0; // hop-by-hop options first: left to wire::parse
+        assert!(may_open(&extension));
         assert!(may_open(&[]), "not IP: left to wire::parse");
     }
 

@@ -61,6 +61,7 @@ impl Elements {
     }
 
     /// Remove the element that expired first, if it expired by `now`.
+    #[inline]
     pub(super) fn pop_expired(&mut self, now: Instant) -> Option<Expectation> {
         let due = self.by_key.pop_expired(now)?;
         self.uncount(&due.key);

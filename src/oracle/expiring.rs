@@ -68,6 +68,7 @@ impl<K: Copy + Eq + Hash + Ord, V> Expiring<K, V> {
     }
 
     /// Take out the entry with the earliest deadline if that deadline is at or before `now`.
+    #[inline]
     pub(super) fn pop_expired(&mut self, now: Instant) -> Option<Due<K, V>> {
         // Fast path, taken for almost every packet of a replay: the heap's earliest deadline,
         // stale or not, is later than `now`, so no live entry is due (no hashing needed).
@@ -75,6 +76,11 @@ impl<K: Copy + Eq + Hash + Ord, V> Expiring<K, V> {
         if *earliest > now {
             return None;
         }
+        self.pop_due(now)
+    }
+
+    /// [`Expiring::pop_expired`] once the heap's top is due (it may be stale).
+    fn pop_due(&mut self, now: Instant) -> Option<Due<K, V>> {
         self.drop_stale_top();
         let Reverse((deadline, _, _)) = self.heap.peek()?;
         if *deadline > now {

@@ -84,6 +84,10 @@ impl Assembler {
     /// Remove and return the bytes held at `offset` onwards, if a chunk covers `offset`.
     /// Bytes of that chunk before `offset` are dropped.
     pub fn pop_at(&mut self, offset: u64) -> Option<Vec<u8>> {
+        // Asked for every in-order segment; nearly always nothing is held.
+        if self.chunks.is_empty() {
+            return None;
+        }
         let (&start, chunk) = self.chunks.range(..=offset).next_back()?;
         if start + chunk.len() as u64 <= offset {
             return None;

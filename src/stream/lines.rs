@@ -13,6 +13,7 @@ use std::io;
 use std::ops::Range;
 
 use super::Sink;
+use super::Spares;
 use crate::snapshot::Decoder;
 use crate::snapshot::Encoder;
 use crate::snapshot::SnapshotError;
@@ -53,6 +54,8 @@ pub struct Framing<'a> {
 pub struct Lines {
     text: Vec<u8>,
     entries: Vec<Entry>,
+    /// Spare history buffers for the streams that deliver here (scratch, like the arena).
+    spares: Spares,
 }
 
 /// One framed line, terminator and Telnet commands removed.
@@ -233,10 +236,7 @@ impl Framer {
         let mut at = 0;
         while at < bytes.len() {
             if self.telnet == Telnet::Data {
-                let run_end = bytes[at..]
-                    .iter()
-                    .position(|&b| b == LF || b == IAC)
-                    .map_or(bytes.len(), |p| at + p);
+                let run_end = find_stop(&bytes[at..]).map_or(bytes.len(), |p| at + p);
                 if bytes.get(run_end) == Some(&LF) && self.current.is_empty() && !self.overlong {
                     let run = &bytes[at..run_end];
                     at = run_end + 1;
@@ -286,6 +286,32 @@ fn push_line(out: &mut Lines, synced: bool, raw: (u64, u64), text: &[u8], overlo
     }
 }
 
+/// The position of the first LF or IAC in `bytes`: eight bytes at a time (the "has a zero
+/// byte" word trick on `word ^ LF` and `word ^ IAC`; its lowest flagged byte is always a true
+/// match), the tail byte by byte.
+fn find_stop(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    let zero_bytes = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut at = 0;
+    for chunk in chunks.by_ref() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        let found =
+            zero_bytes(word ^ (ONES * u64::from(LF))) | zero_bytes(word ^ (ONES * u64::from(IAC)));
+        if found != 0 {
+            return Some(at + found.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    let tail = chunks.remainder();
+    tail.iter()
+        .position(|&b| b == LF || b == IAC)
+        .map(|p| at + p)
+}
+
 impl Sink for Framing<'_> {
     fn data(&mut self, offset: u64, bytes: &[u8]) {
         self.framer.data(offset, bytes, self.lines);
@@ -293,6 +319,10 @@ impl Sink for Framing<'_> {
 
     fn gap(&mut self, _from: u64, to: u64) {
         self.framer.gap(to);
+    }
+
+    fn spares(&mut self) -> Option<&mut Spares> {
+        Some(&mut self.lines.spares)
     }
 }
 
@@ -334,6 +364,30 @@ mod tests {
             .iter()
             .map(|l| (l.text.to_vec(), l.raw, l.overlong))
             .collect()
+    }
+
+    /// The word-at-a-time search finds what a byte-by-byte one finds, wherever the stop bytes
+    /// are and whatever surrounds them (bytes one off LF and IAC, high bytes, zeros).
+    #[test]
+    fn find_stop_is_position() {
+        let fill = [b'a', 0x00, 0x09, 0x0b, 0x80, 0xfe, 0x7f, 0x01];
+        for len in 0..40 {
+            for stop_at in 0..=len {
+                for stop in [LF, IAC] {
+                    for &background in &fill {
+                        let mut bytes = vec![background; len];
+                        if stop_at < len {
+                            bytes[stop_at] = stop;
+                        }
+                        if stop_at + 3 < len {
+                            bytes[stop_at + 3] = LF;
+                        }
+                        let expected = bytes.iter().position(|&b| b == LF || b == IAC);
+                        assert_eq!(find_stop(&bytes), expected, "{bytes:?}");
+                    }
+                }
+            }
+        }
     }
 
     fn texts(chunks: &[&[u8]]) -> Vec<Vec<u8>> {

@@ -36,6 +36,50 @@ pub trait Sink {
     fn data(&mut self, offset: u64, bytes: &[u8]);
     /// Bytes from `from` up to `to` will never be seen; the next `data` starts at `to`.
     fn gap(&mut self, from: u64, to: u64);
+    /// Spare buffers for the stream's history, if the sink keeps some (see [`Spares`]).
+    fn spares(&mut self) -> Option<&mut Spares> {
+        None
+    }
+}
+
+/// Spare history buffers: lent to a stream when it delivers bytes with an empty history, given
+/// back when the peer has acknowledged all of them. One set per engine (scratch, beside the line
+/// arena), so that a history costs no allocation per segment while an idle connection still
+/// holds none. Bounded: at most [`MAX_SPARES`] buffers of at most [`MAX_SPARE_CAPACITY`] bytes.
+#[derive(Debug, Clone, Default)]
+pub struct Spares {
+    buffers: Vec<VecDeque<u8>>,
+}
+
+/// Spare history buffers kept at most.
+const MAX_SPARES: usize = 64;
+/// A larger buffer is freed, not kept.
+const MAX_SPARE_CAPACITY: usize = 4096;
+
+impl Spares {
+    /// An empty buffer (a spare one if there is one).
+    pub fn lend(&mut self) -> VecDeque<u8> {
+        self.buffers.pop().unwrap_or_default()
+    }
+
+    /// Keep `buffer` for the next [`Spares::lend`], within the bounds.
+    pub fn give_back(&mut self, mut buffer: VecDeque<u8>) {
+        let capacity = buffer.capacity();
+        if capacity > 0 && capacity <= MAX_SPARE_CAPACITY && self.buffers.len() < MAX_SPARES {
+            buffer.clear();
+            self.buffers.push(buffer);
+        }
+    }
+
+    /// How many buffers are kept.
+    pub fn len(&self) -> usize {
+        self.buffers.len()
+    }
+
+    /// True when none is kept.
+    pub fn is_empty(&self) -> bool {
+        self.buffers.is_empty()
+    }
 }
 
 /// Bounds of one stream direction.
@@ -173,7 +217,7 @@ impl Stream {
         let Some(acked) = self.offset_of(ack) else {
             return false;
         };
-        self.forget_acknowledged(acked);
+        self.forget_acknowledged(acked, sink);
         // An ACK of something not yet sent is ignored (RFC 9293 §3.10.7.4); one beyond the
         // window is judged before the FIN clamps it, or it would declare lost every byte up to
         // the FIN.
@@ -257,7 +301,7 @@ impl Stream {
         }
         sink.data(self.delivered, bytes);
         self.delivered += bytes.len() as u64;
-        self.remember(bytes);
+        self.remember(bytes, sink);
         self.out_of_order.discard_before(self.delivered);
     }
 
@@ -333,20 +377,28 @@ impl Stream {
         }
     }
 
-    /// Drop history before stream offset `acked`; free it when empty (idle connections then
-    /// hold none).
-    fn forget_acknowledged(&mut self, acked: u64) {
+    /// Drop history before stream offset `acked`; give its buffer back when empty (idle
+    /// connections then hold none).
+    fn forget_acknowledged(&mut self, acked: u64, sink: &mut impl Sink) {
         let history_start = self.delivered - self.history.len() as u64;
         let drop = acked
             .saturating_sub(history_start)
             .min(self.history.len() as u64);
         self.history.drain(..drop as usize);
         if self.history.is_empty() && self.history.capacity() > 0 {
-            self.history = VecDeque::new();
+            let buffer = std::mem::take(&mut self.history);
+            if let Some(spares) = sink.spares() {
+                spares.give_back(buffer);
+            }
         }
     }
 
-    fn remember(&mut self, bytes: &[u8]) {
+    fn remember(&mut self, bytes: &[u8], sink: &mut impl Sink) {
+        if self.history.capacity() == 0 {
+            if let Some(spares) = sink.spares() {
+                self.history = spares.lend();
+            }
+        }
         let keep = self.max_history;
         let take = bytes.len().min(keep);
         self.history.extend(&bytes[bytes.len() - take..]);

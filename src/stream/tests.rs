@@ -268,3 +268,58 @@ proptest! {
         prop_assert_eq!(r.text, prefix);
     }
 }
+
+/// A sink with spare history buffers, as the engine's line arena has.
+#[derive(Default)]
+struct Pooled {
+    record: Record,
+    spares: Spares,
+}
+
+impl Sink for Pooled {
+    fn data(&mut self, offset: u64, bytes: &[u8]) {
+        self.record.data(offset, bytes);
+    }
+    fn gap(&mut self, from: u64, to: u64) {
+        self.record.gap(from, to);
+    }
+    fn spares(&mut self) -> Option<&mut Spares> {
+        Some(&mut self.spares)
+    }
+}
+
+#[test]
+fn history_buffers_are_lent_and_given_back() {
+    let mut sink = Pooled::default();
+    let mut s = stream(0);
+    s.handle_segment(T0, SeqNumber(0), b"PASV\r\n", 6, &mut sink);
+    assert_eq!(s.buffered(), 6, "the history holds the delivered bytes");
+    assert!(sink.spares.is_empty());
+    s.handle_ack(SeqNumber(6), &mut sink);
+    assert_eq!(
+        s.buffered(),
+        0,
+        "acknowledged: an idle stream holds nothing"
+    );
+    assert_eq!(sink.spares.len(), 1, "its buffer went back to the spares");
+    s.handle_segment(T0, SeqNumber(6), b"EPSV\r\n", 6, &mut sink);
+    assert!(sink.spares.is_empty(), "and was lent again");
+    assert_eq!(sink.record.text, b"PASV\r\nEPSV\r\n");
+}
+
+#[test]
+fn spares_are_bounded() {
+    let mut spares = Spares::default();
+    for _ in 0..2 * MAX_SPARES {
+        spares.give_back(VecDeque::with_capacity(16));
+    }
+    assert_eq!(spares.len(), MAX_SPARES);
+    let mut spares = Spares::default();
+    spares.give_back(VecDeque::with_capacity(MAX_SPARE_CAPACITY + 1));
+    spares.give_back(VecDeque::new());
+    assert!(spares.is_empty(), "too large, or nothing to keep");
+    let mut kept = VecDeque::with_capacity(8);
+    kept.extend(b"stale");
+    spares.give_back(kept);
+    assert!(spares.lend().is_empty(), "a lent buffer is empty");
+}

@@ -28,10 +28,12 @@ pub(super) struct Multi {
     lines: Vec<(Vec<u8>, (u64, u64))>,
 }
 
-/// A complete reply: its code and the text of its lines (final line first).
+/// A complete reply: its code and the text of its lines (the final line, then the lines kept
+/// before it, in order; borrowed, so a reply costs no allocation).
 struct Reply<'a> {
     code: ReplyCode,
-    texts: Vec<&'a [u8]>,
+    last: &'a [u8],
+    earlier: &'a [(Vec<u8>, (u64, u64))],
     raw: (u64, u64),
     overlong: bool,
 }
@@ -64,7 +66,8 @@ impl Session {
             Some(last) => {
                 let reply = Reply {
                     code: last.code,
-                    texts: vec![last.text],
+                    last: last.text,
+                    earlier: &[],
                     raw: line.raw,
                     overlong: line.overlong,
                 };
@@ -87,15 +90,14 @@ impl Session {
         };
         let kept = std::mem::take(&mut multi.lines);
         self.multi = None;
-        let mut texts = vec![last.text];
-        texts.extend(kept.iter().map(|(text, _)| text.as_slice()));
         let raw = kept
             .first()
             .map_or(line.raw, |(_, raw)| (raw.0, line.raw.1));
         self.reply(
             Reply {
                 code: last.code,
-                texts,
+                last: last.text,
+                earlier: &kept,
                 raw,
                 overlong: line.overlong,
             },
@@ -294,11 +296,12 @@ fn passive_trigger(code: ReplyCode) -> Option<Trigger> {
 /// The endpoint of a passive reply: the final line is searched first, then the earlier lines
 /// of a multi-line reply in order.
 fn parse_passive(trigger: Trigger, reply: &Reply<'_>) -> Result<Announced, Error> {
-    if reply.overlong && reply.texts.len() == 1 {
+    if reply.overlong && reply.earlier.is_empty() {
         return Err(Error::Overlong);
     }
     let mut first_error = None;
-    for text in &reply.texts {
+    let earlier = reply.earlier.iter().map(|(text, _)| text.as_slice());
+    for text in std::iter::once(reply.last).chain(earlier) {
         let parsed = match trigger {
             Trigger::Reply229 => reply::extended_passive_229(text).map(Announced::Port),
             Trigger::Reply228 => reply::long_passive_228(text).map(Announced::Endpoint),

@@ -2,8 +2,10 @@
 //! buffer: no `serde_json::Value` tree, no map of owned keys, no `to_string` per address.
 //!
 //! Owns: the byte-exact output `serde_json` gives for the same objects (keys in sorted
-//! order, compact, strings escaped and numbers formatted by `serde_json` itself), which the
-//! tests check against the `Value` rendering for every record type. Building a `Value` per
+//! order, compact; a string that needs escaping and every float go through `serde_json`
+//! itself, addresses and integers are written digit by digit as `Display` writes them), which
+//! the tests check against the `Value` rendering for every record type, and against
+//! `Display` and `serde_json` for every address and string shape. Building a `Value` per
 //! record took a third of a replay's time (docs/benchmarks.md).
 
 use std::io::Write;
@@ -45,8 +47,8 @@ pub(super) fn write(out: &mut Vec<u8>, record: &Record<'_>, file: &str) {
             o.data(&expectation.key);
             o.str("file", file);
             o.time(*time);
-            o.str("trigger", expectation.trigger.as_str());
-            o.str("type", "admit");
+            o.word("trigger", expectation.trigger.as_str());
+            o.word("type", "admit");
         }
         Record::Deny {
             time,
@@ -56,24 +58,24 @@ pub(super) fn write(out: &mut Vec<u8>, record: &Record<'_>, file: &str) {
         } => {
             o.conn(*src, *dst);
             o.str("file", file);
-            o.str("reason", denial.as_str());
+            o.word("reason", denial.as_str());
             o.time(*time);
-            o.str("type", "deny");
+            o.word("type", "deny");
         }
         Record::Unused(unused) => {
             let e = &unused.expectation;
             o.control(&e.control);
             o.data(&e.key);
             o.str("file", file);
-            o.str("mode", e.mode.as_str());
+            o.word("mode", e.mode.as_str());
             o.time(unused.time);
-            o.str("trigger", e.trigger.as_str());
-            o.str("type", "unused");
+            o.word("trigger", e.trigger.as_str());
+            o.word("type", "unused");
         }
         Record::Error { message } => {
             o.str("file", file);
             o.str("message", message);
-            o.str("type", "error");
+            o.word("type", "error");
         }
         // Rendered by `Value` (once per run); never passed here.
         Record::Summary(_) => {}
@@ -105,10 +107,10 @@ fn action_fields(o: &mut Object<'_>, action: &Action, origin: Origin<'_>) {
             o.origin(origin);
             o.key("lifetime");
             o.f64(e.lifetime.as_secs_f64());
-            o.str("mode", e.mode.as_str());
+            o.word("mode", e.mode.as_str());
             o.time(e.created);
-            o.str("trigger", e.trigger.as_str());
-            o.str("type", "expect");
+            o.word("trigger", e.trigger.as_str());
+            o.word("type", "expect");
         }
         Action::Refuse(r) => {
             o.control(&r.control);
@@ -119,10 +121,10 @@ fn action_fields(o: &mut Object<'_>, action: &Action, origin: Origin<'_>) {
                 None => o.out.extend_from_slice(b"null"),
             }
             o.origin(origin);
-            o.str("reason", r.reason.as_str());
+            o.word("reason", r.reason.as_str());
             o.time(r.time);
-            o.str("trigger", r.trigger.as_str());
-            o.str("type", "refuse");
+            o.word("trigger", r.trigger.as_str());
+            o.word("type", "refuse");
         }
         Action::Release(r) => {
             o.origin(origin);
@@ -131,16 +133,16 @@ fn action_fields(o: &mut Object<'_>, action: &Action, origin: Origin<'_>) {
             o.key("rewritten");
             o.out
                 .extend_from_slice(if r.rewritten { b"true" } else { b"false" });
-            o.str("type", "release");
+            o.word("type", "release");
         }
         Action::Remove(r) => {
             o.control(&r.expectation.control);
             o.data(&r.expectation.key);
             o.origin(origin);
-            o.str("reason", r.reason.as_str());
+            o.word("reason", r.reason.as_str());
             o.time(r.time);
-            o.str("trigger", r.expectation.trigger.as_str());
-            o.str("type", "revoke");
+            o.word("trigger", r.expectation.trigger.as_str());
+            o.word("type", "revoke");
         }
         Action::Note(Note::Conflict {
             time,
@@ -148,10 +150,10 @@ fn action_fields(o: &mut Object<'_>, action: &Action, origin: Origin<'_>) {
             direction,
         }) => {
             o.control(control);
-            o.str("direction", direction_name(*direction));
+            o.word("direction", direction_name(*direction));
             o.origin(origin);
             o.time(*time);
-            o.str("type", "conflict");
+            o.word("type", "conflict");
         }
         Action::Note(Note::Encrypted { time, control }) => {
             o.control(control);
@@ -159,7 +161,7 @@ fn action_fields(o: &mut Object<'_>, action: &Action, origin: Origin<'_>) {
             o.origin(origin);
             o.str("see", FTPS_DOC);
             o.time(*time);
-            o.str("type", "tls");
+            o.word("type", "tls");
         }
         Action::Note(Note::Poisoned {
             time,
@@ -168,9 +170,9 @@ fn action_fields(o: &mut Object<'_>, action: &Action, origin: Origin<'_>) {
         }) => {
             o.control(control);
             o.origin(origin);
-            o.str("reason", reason.as_str());
+            o.word("reason", reason.as_str());
             o.time(*time);
-            o.str("type", "poisoned");
+            o.word("type", "poisoned");
         }
     }
 }
@@ -183,8 +185,13 @@ struct Object<'a> {
     shift: u64,
 }
 
+/// Room reserved when an object opens: every record this module writes fits, so the pushes
+/// below do not grow the buffer one by one.
+const RECORD_ROOM: usize = 512;
+
 impl<'a> Object<'a> {
     fn open(out: &'a mut Vec<u8>) -> Self {
+        out.reserve(RECORD_ROOM);
         out.push(b'{');
         Self {
             out,
@@ -198,6 +205,8 @@ impl<'a> Object<'a> {
     }
 
     /// `"name":`, after a comma unless it is the first field. Names need no escaping.
+    // Always: the names are constants, which then copy without a `memcpy` call.
+    #[inline(always)]
     fn key(&mut self, name: &str) {
         if self.fields > 0 {
             self.out.push(b',');
@@ -208,10 +217,26 @@ impl<'a> Object<'a> {
         self.out.extend_from_slice(b"\":");
     }
 
+    #[inline]
     fn str(&mut self, name: &str, value: &str) {
         self.key(name);
-        // NOTE(unwrap): serializing a string into a Vec cannot fail.
-        serde_json::to_writer(&mut *self.out, value).expect("a string into a Vec");
+        string(self.out, value);
+    }
+
+    /// A string of the output's vocabulary (record types, triggers, modes, reasons): plain
+    /// ASCII that needs no escaping, so it is not scanned for escapes.
+    // Always: the names are constants, which then copy without a `memcpy` call.
+    #[inline(always)]
+    fn word(&mut self, name: &str, value: &'static str) {
+        debug_assert!(
+            value
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+        );
+        self.key(name);
+        self.out.push(b'"');
+        self.out.extend_from_slice(value.as_bytes());
+        self.out.push(b'"');
     }
 
     fn u64(&mut self, value: u64) {
@@ -248,6 +273,7 @@ impl<'a> Object<'a> {
         write!(self.out, "\"{value}\"").expect("into a Vec");
     }
 
+    #[inline]
     fn addr(&mut self, name: &str, value: SocketAddr) {
         self.key(name);
         match value {
@@ -258,16 +284,29 @@ impl<'a> Object<'a> {
                 decimal(self.out, v4.port());
                 self.out.push(b'"');
             }
+            SocketAddr::V6(v6) if v6.scope_id() == 0 && v6.ip().to_ipv4_mapped().is_none() => {
+                self.out.extend_from_slice(b"\"[");
+                hex_groups(self.out, v6.ip().segments());
+                self.out.extend_from_slice(b"]:");
+                decimal(self.out, v6.port());
+                self.out.push(b'"');
+            }
             SocketAddr::V6(_) => self.display(value),
         }
     }
 
+    #[inline]
     fn ip(&mut self, name: &str, value: IpAddr) {
         self.key(name);
         match value {
             IpAddr::V4(v4) => {
                 self.out.push(b'"');
                 dotted(self.out, v4.octets());
+                self.out.push(b'"');
+            }
+            IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+                self.out.push(b'"');
+                hex_groups(self.out, v6.segments());
                 self.out.push(b'"');
             }
             IpAddr::V6(_) => self.display(value),
@@ -294,40 +333,137 @@ impl<'a> Object<'a> {
         self.key("data");
         let mut inner = Object::open(self.out);
         inner.key("dport");
-        inner.u64(u64::from(key.dport.get()));
+        decimal(inner.out, key.dport.get());
         inner.ip("dst", key.dst);
-        inner.str("proto", "tcp");
+        inner.word("proto", "tcp");
         inner.ip("src", key.src);
         inner.close();
     }
 }
 
-/// An IPv4 address as `Ipv4Addr`'s `Display` writes it, without the formatting machinery
-/// (addresses were a tenth of a replay's instructions).
-fn dotted(out: &mut Vec<u8>, octets: [u8; 4]) {
-    for (i, octet) in octets.into_iter().enumerate() {
-        if i > 0 {
-            out.push(b'.');
-        }
-        decimal(out, u16::from(octet));
+/// A JSON string as `serde_json` writes it: as is between quotes when nothing in it needs
+/// escaping (every string of a record but a file name or a message, which are checked the same
+/// way), else through `serde_json`.
+fn string(out: &mut Vec<u8>, value: &str) {
+    // serde_json escapes the control characters, the quote and the backslash; nothing else.
+    if value.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(value.as_bytes());
+        out.push(b'"');
+    } else {
+        // NOTE(unwrap): serializing a string into a Vec cannot fail.
+        serde_json::to_writer(&mut *out, value).expect("a string into a Vec");
     }
 }
 
+/// An IPv4 address as `Ipv4Addr`'s `Display` writes it, without the formatting machinery
+/// (addresses were a tenth of a replay's instructions): each octet's digits and a dot come
+/// from [`OCTETS`].
+fn dotted(out: &mut Vec<u8>, octets: [u8; 4]) {
+    let mut text = [0u8; 16];
+    let mut len = 0;
+    for octet in octets {
+        let (digits, count) = OCTETS[usize::from(octet)];
+        text[len..len + 4].copy_from_slice(&digits);
+        len += count;
+    }
+    // The last octet's dot is dropped.
+    put(out, &text, len - 1);
+}
+
+/// The first `len` bytes of `text` onto `out`: all of `text` is copied (a copy of a length
+/// known at compile time, no `memcpy` call), then the excess is cut off.
+#[inline]
+fn put<const N: usize>(out: &mut Vec<u8>, text: &[u8; N], len: usize) {
+    let end = out.len() + len.min(N);
+    out.extend_from_slice(text);
+    out.truncate(end);
+}
+
+/// Every octet's decimal digits followed by a dot (padded to 4 bytes), and how many of those
+/// bytes count (digits and dot).
+const OCTETS: [([u8; 4], usize); 256] = {
+    let mut table = [([0u8; 4], 0usize); 256];
+    let mut n = 0;
+    while n < 256 {
+        // Truncation is exact: each digit is below 10.
+        let (hundreds, tens, ones) = ((n / 100) as u8, (n / 10 % 10) as u8, (n % 10) as u8);
+        table[n] = if n >= 100 {
+            ([b'0' + hundreds, b'0' + tens, b'0' + ones, b'.'], 4)
+        } else if n >= 10 {
+            ([b'0' + tens, b'0' + ones, b'.', 0], 3)
+        } else {
+            ([b'0' + ones, b'.', 0, 0], 2)
+        };
+        n += 1;
+    }
+    table
+};
+
 /// `n` in decimal, as `Display` writes it.
 fn decimal(out: &mut Vec<u8>, n: u16) {
+    let count = match n {
+        0..=9 => 1,
+        10..=99 => 2,
+        100..=999 => 3,
+        1000..=9999 => 4,
+        _ => 5,
+    };
     let mut digits = [0u8; 5];
-    let mut at = digits.len();
     let mut n = n;
-    loop {
-        at -= 1;
+    for digit in digits[..count].iter_mut().rev() {
         // NOTE: `n % 10` is below 10, so the digit is ASCII.
-        digits[at] = b'0' + (n % 10) as u8;
+        *digit = b'0' + (n % 10) as u8;
         n /= 10;
-        if n == 0 {
-            break;
+    }
+    put(out, &digits, count);
+}
+
+/// An IPv6 address (not IPv4-mapped, which `Display` writes dotted) as `Ipv6Addr`'s `Display`
+/// writes it (RFC 5952): lower-case hex groups without leading zeros, the first longest run of
+/// two or more zero groups written `::`.
+fn hex_groups(out: &mut Vec<u8>, segments: [u16; 8]) {
+    let (mut best, mut best_len, mut run, mut run_len) = (0, 0, 0, 0);
+    for (i, &segment) in segments.iter().enumerate() {
+        if segment != 0 {
+            run_len = 0;
+            continue;
+        }
+        if run_len == 0 {
+            run = i;
+        }
+        run_len += 1;
+        if run_len > best_len {
+            (best, best_len) = (run, run_len);
         }
     }
-    out.extend_from_slice(&digits[at..]);
+    let mut text = [0u8; 39];
+    let mut len = 0;
+    if best_len > 1 {
+        len = hex_list(&segments[..best], &mut text, len);
+        text[len..len + 2].copy_from_slice(b"::");
+        len = hex_list(&segments[best + best_len..], &mut text, len + 2);
+    } else {
+        len = hex_list(&segments, &mut text, len);
+    }
+    put(out, &text, len);
+}
+
+/// Colon-separated hex groups into `text` from `len`; returns the new length.
+fn hex_list(segments: &[u16], text: &mut [u8; 39], mut len: usize) -> usize {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (i, &segment) in segments.iter().enumerate() {
+        if i > 0 {
+            text[len] = b':';
+            len += 1;
+        }
+        let digits = (4 - segment.leading_zeros() as usize / 4).max(1);
+        for d in (0..digits).rev() {
+            text[len] = HEX[usize::from(segment >> (4 * d) & 0xf)];
+            len += 1;
+        }
+    }
+    len
 }
 
 #[cfg(test)]
@@ -350,10 +486,71 @@ mod tests {
             Object::open(&mut out).ip("a", addr.ip());
             assert_eq!(out, format!("{{\"a\":\"{}\"", addr.ip()).into_bytes());
         }
+        for octet in 0..=u8::MAX {
+            let mut out = Vec::new();
+            dotted(&mut out, [octet, 0, 9, octet]);
+            assert_eq!(
+                out,
+                std::net::Ipv4Addr::from([octet, 0, 9, octet])
+                    .to_string()
+                    .into_bytes()
+            );
+        }
         for port in 0..=u16::MAX {
             let mut out = Vec::new();
             decimal(&mut out, port);
             assert_eq!(out, port.to_string().into_bytes());
+        }
+    }
+
+    /// Every pattern of zero and non-zero groups (where `::` goes), with values of every digit
+    /// count, mapped and scoped addresses, and ports: as `Display` writes them.
+    #[test]
+    fn ipv6_as_display_writes_it() {
+        let values = [0x1u16, 0xab, 0xf00, 0xbeef, 0x10, 0x2001];
+        for pattern in 0u32..256 {
+            for (v, &value) in values.iter().enumerate() {
+                let segments: [u16; 8] = std::array::from_fn(|i| {
+                    if pattern >> i & 1 == 1 {
+                        values[(v + i) % values.len()].max(value >> (i % 3))
+                    } else {
+                        0
+                    }
+                });
+                let ip = std::net::Ipv6Addr::from(segments);
+                for addr in [
+                    SocketAddr::V6(std::net::SocketAddrV6::new(ip, 21, 0, 0)),
+                    SocketAddr::V6(std::net::SocketAddrV6::new(ip, 65535, 7, 3)),
+                ] {
+                    let mut out = Vec::new();
+                    Object::open(&mut out).addr("a", addr);
+                    assert_eq!(out, format!("{{\"a\":\"{addr}\"").into_bytes());
+                    let mut out = Vec::new();
+                    Object::open(&mut out).ip("a", addr.ip());
+                    assert_eq!(out, format!("{{\"a\":\"{}\"", addr.ip()).into_bytes());
+                }
+            }
+        }
+        let mapped: SocketAddr = "[::ffff:192.0.2.1]:21".parse().unwrap();
+        let mut out = Vec::new();
+        Object::open(&mut out).addr("a", mapped);
+        assert_eq!(out, format!("{{\"a\":\"{mapped}\"").into_bytes());
+    }
+
+    #[test]
+    fn strings_as_serde_json_writes_them() {
+        for text in [
+            "",
+            "tcp",
+            "/tmp/a b/\u{e9}.pcap",
+            "q\"uote",
+            "back\\slash",
+            "tab\t",
+            "\u{7f}del",
+        ] {
+            let mut out = Vec::new();
+            string(&mut out, text);
+            assert_eq!(out, serde_json::to_vec(text).unwrap(), "{text:?}");
         }
     }
 }

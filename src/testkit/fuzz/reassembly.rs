@@ -16,6 +16,7 @@ use arbitrary::Unstructured;
 
 use crate::stream::Limits;
 use crate::stream::Sink;
+use crate::stream::Spares;
 use crate::stream::Stream;
 use crate::stream::lines::Framer;
 use crate::stream::lines::Framing;
@@ -264,5 +265,9 @@ impl Sink for Checked<'_> {
         assert!(to > from, "empty gap {from}..{to}");
         self.record.next = to;
         self.inner.gap(from, to);
+    }
+
+    fn spares(&mut self) -> Option<&mut Spares> {
+        self.inner.spares()
     }
 }
