@@ -73,7 +73,7 @@ fn reassembly_absurd_ack_after_fin() {
 /// 2^31 away that overflowed (a panic with overflow checks; in a release build it wrapped
 /// negative and such a RST was believed, closing the session and revoking its pinholes).
 /// Fixed with `unsigned_abs`. Unit test:
-/// `engine::tests::rst_half_the_sequence_space_away_is_ignored`.
+/// `engine::tests::out_of_window_rst_is_ignored`.
 #[test]
 fn engine_rst_half_the_sequence_space_away() {
     fuzz::engine(include_bytes!(
