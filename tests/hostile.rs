@@ -12,6 +12,8 @@ use ftp_alg::config::Config;
 use ftp_alg::config::Unjudged;
 use ftp_alg::engine::Engine;
 use ftp_alg::testkit::actions::drain;
+use ftp_alg::testkit::actions::feed;
+use ftp_alg::testkit::conversation;
 use ftp_alg::testkit::conversation::Conversation;
 use ftp_alg::testkit::conversation::Flags;
 use ftp_alg::testkit::conversation::Side::Client;
@@ -28,22 +30,12 @@ fn addr(text: &str) -> SocketAddr {
 }
 
 fn logged_in() -> Conversation {
-    let mut c = Conversation::new(addr(CLIENT), addr(SERVER));
-    c.login();
-    c
-}
-
-/// Feed every packet of `c` to `engine`; every verdict must release the packet.
-fn feed(engine: &mut Engine, c: &Conversation) -> Vec<String> {
-    for p in c.packets() {
-        assert_eq!(engine.handle_packet(p.time, &p.bytes), Verdict::Accept);
-    }
-    drain(engine)
+    conversation::logged_in(CLIENT)
 }
 
 fn run(c: &Conversation) -> (Vec<String>, Engine) {
     let mut engine = Engine::new(Config::default());
-    let actions = feed(&mut engine, c);
+    let actions = feed(&mut engine, c.packets());
     (actions, engine)
 }
 
@@ -170,7 +162,7 @@ fn slipstreamed_port_at_every_segment_start_opens_nothing() {
                 allow_privileged_ports: true,
                 ..Config::default()
             });
-            let actions = feed(&mut engine, &c);
+            let actions = feed(&mut engine, c.packets());
             assert_eq!(installs(&actions), 0, "cut {cut}: {actions:?}");
             assert_eq!(engine.stats().announcements, 0, "cut {cut}");
             if greet {
@@ -474,7 +466,7 @@ fn telnet_iac_inside_commands_and_replies() {
 fn a_syn_without_a_handshake_expires_and_opens_nothing() {
     let mut c = Conversation::new(addr(CLIENT), addr(SERVER));
     let (client, server) = c.ends();
-    c.emit(ftp_alg::testkit::conversation::syn(client, server));
+    c.emit(conversation::syn(client, server));
     // Data "after" a SYN that was never answered: not a session, never read as FTP.
     let data = tcp(
         client,
@@ -724,7 +716,7 @@ fn fragments_are_not_judged_and_follow_the_unjudged_policy() {
         unjudged: Unjudged::Drop,
         ..Config::default()
     });
-    feed(&mut closed, &c);
+    feed(&mut closed, c.packets());
     let port = c.segment_at(Client, 0, b"PORT 198,51,100,2,195,80\r\n");
     // IPv4: the first fragment (MF) and a later one (offset 8).
     let mut first = port.clone();
@@ -778,7 +770,7 @@ fn bad_checksums_with_and_without_verification() {
         ..Config::default()
     });
     assert_eq!(
-        feed(&mut verifying, &c),
+        feed(&mut verifying, c.packets()),
         vec!["install tcp 203.0.113.2 -> 198.51.100.2:50000 PORT"]
     );
     assert_eq!(verifying.stats().bad_checksums, 1);

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use super::*;
 use crate::config::Policy;
 use crate::testkit::actions::drain;
+use crate::testkit::actions::feed;
 use crate::testkit::conversation::Conversation;
 use crate::testkit::conversation::Packet;
 use crate::testkit::conversation::Side::Client;
@@ -28,13 +29,6 @@ fn logged_in() -> Conversation {
         .send(Client, b"PASS x\r\n")
         .send(Server, b"230 ok\r\n");
     c
-}
-
-fn feed(engine: &mut Engine, packets: &[Packet]) -> Vec<String> {
-    for p in packets {
-        assert_eq!(engine.handle_packet(p.time, &p.bytes), Verdict::Accept);
-    }
-    drain(engine)
 }
 
 fn run(packets: &[Packet]) -> Vec<String> {
