@@ -176,14 +176,10 @@ mod tests {
 
     /// The actions of a session with a refusal, a pinhole, a revocation and TLS.
     fn actions() -> Vec<crate::action::Action> {
-        use crate::testkit::conversation::Conversation;
         use crate::testkit::conversation::Side;
-        let mut c = Conversation::new(
-            "198.51.100.2:40000".parse().unwrap(),
-            "203.0.113.2:21".parse().unwrap(),
-        );
-        c.login()
-            .send(Side::Client, b"PORT 192,0,2,99,31,144\r\n")
+        use crate::testkit::conversation::logged_in;
+        let mut c = logged_in("198.51.100.2:40000");
+        c.send(Side::Client, b"PORT 192,0,2,99,31,144\r\n")
             .send(Side::Client, b"PASV\r\n")
             .send(
                 Side::Server,

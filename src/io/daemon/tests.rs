@@ -429,6 +429,11 @@ fn shutdown_removes_live_pinholes_when_asked() {
 
 /// A worker translating with conntrack (faked: the client appears as 203.0.113.77).
 fn nat_rig() -> (Worker, FakeQueue, Journal) {
+    nat_rig_counting(Arc::new(Mutex::new(0)))
+}
+
+/// [`nat_rig`], its conntrack lookups counted in `lookups`.
+fn nat_rig_counting(lookups: Arc<Mutex<u32>>) -> (Worker, FakeQueue, Journal) {
     let journal = Journal::default();
     let backend = FakeBackend {
         journal: journal.clone(),
@@ -450,7 +455,7 @@ fn nat_rig() -> (Worker, FakeQueue, Journal) {
     )
     .with_translations(Box::new(FakeConntrack {
         public: "203.0.113.77".parse().unwrap(),
-        lookups: Arc::new(Mutex::new(0)),
+        lookups,
     }));
     let queue = FakeQueue::new_with(journal.clone());
     (worker, queue, journal)
@@ -764,36 +769,8 @@ impl super::worker::Translations for FakeConntrack {
 
 #[test]
 fn nat_through_the_worker_holds_rewrites_and_releases_in_order() {
-    let journal = Journal::default();
-    let backend = FakeBackend {
-        journal: journal.clone(),
-        fail: false,
-    };
-    let config = Config {
-        nat: crate::config::Nat {
-            mode: crate::config::NatMode::Conntrack(crate::nat::NatMap::default()),
-            ..crate::config::Nat::default()
-        },
-        ..Config::default()
-    };
     let lookups = Arc::new(Mutex::new(0));
-    let mut worker = Worker::new(
-        "queue 0".into(),
-        Engine::new(config),
-        Box::new(backend),
-        settings(),
-        Clock::start(),
-    )
-    .with_translations(Box::new(FakeConntrack {
-        public: "203.0.113.77".parse().unwrap(),
-        lookups: lookups.clone(),
-    }));
-    let mut queue = FakeQueue {
-        journal: journal.clone(),
-        fd: UnixStream::pair().unwrap().0,
-        kernel: None,
-        inbox: std::collections::VecDeque::new(),
-    };
+    let (mut worker, mut queue, journal) = nat_rig_counting(lookups.clone());
     let mut c = Conversation::new(
         "192.0.2.2:40000".parse().unwrap(),
         "198.51.100.2:21".parse().unwrap(),
