@@ -45,6 +45,8 @@ import struct
 import sys
 import time
 
+from tcp_flood import checksum as csum  # the Internet checksum (RFC 1071), one copy
+
 
 # ---------------------------------------------------------------- FTP clients
 class Ftp:
@@ -225,15 +227,6 @@ def pasv(args):
 
 
 # ---------------------------------------------------------------- raw datagrams
-def csum(data):
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
-
-
 def tcp_segment(src, dst, v6, sport, dport, flags, payload, bad=False):
     seq, ack = struct.unpack("!II", os.urandom(8))
     hdr = struct.pack("!HHIIBBHHH", sport, dport, seq, ack if flags & 0x10 else 0, 5 << 4, flags, 64240, 0, 0)
