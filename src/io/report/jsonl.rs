@@ -470,6 +470,16 @@ fn hex_list(segments: &[u16], text: &mut [u8; 39], mut len: usize) -> usize {
 mod tests {
     use super::*;
 
+    /// `addr`, and its address alone, are written as `Display` writes them.
+    fn assert_written_as_display(addr: SocketAddr) {
+        let mut out = Vec::new();
+        Object::open(&mut out).addr("a", addr);
+        assert_eq!(out, format!("{{\"a\":\"{addr}\"").into_bytes());
+        let mut out = Vec::new();
+        Object::open(&mut out).ip("a", addr.ip());
+        assert_eq!(out, format!("{{\"a\":\"{}\"", addr.ip()).into_bytes());
+    }
+
     #[test]
     fn addresses_as_display_writes_them() {
         for text in [
@@ -478,13 +488,7 @@ mod tests {
             "255.255.255.255:65535",
             "10.0.0.1:1024",
         ] {
-            let addr: SocketAddr = text.parse().unwrap();
-            let mut out = Vec::new();
-            Object::open(&mut out).addr("a", addr);
-            assert_eq!(out, format!("{{\"a\":\"{addr}\"").into_bytes());
-            let mut out = Vec::new();
-            Object::open(&mut out).ip("a", addr.ip());
-            assert_eq!(out, format!("{{\"a\":\"{}\"", addr.ip()).into_bytes());
+            assert_written_as_display(text.parse().unwrap());
         }
         for octet in 0..=u8::MAX {
             let mut out = Vec::new();
@@ -522,12 +526,7 @@ mod tests {
                     SocketAddr::V6(std::net::SocketAddrV6::new(ip, 21, 0, 0)),
                     SocketAddr::V6(std::net::SocketAddrV6::new(ip, 65535, 7, 3)),
                 ] {
-                    let mut out = Vec::new();
-                    Object::open(&mut out).addr("a", addr);
-                    assert_eq!(out, format!("{{\"a\":\"{addr}\"").into_bytes());
-                    let mut out = Vec::new();
-                    Object::open(&mut out).ip("a", addr.ip());
-                    assert_eq!(out, format!("{{\"a\":\"{}\"", addr.ip()).into_bytes());
+                    assert_written_as_display(addr);
                 }
             }
         }
