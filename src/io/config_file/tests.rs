@@ -20,6 +20,15 @@ fn os(args: &[&str]) -> Vec<OsString> {
     args.iter().map(OsString::from).collect()
 }
 
+/// A toy `run` subcommand with a `--config PATH` option, for the tests' own options.
+fn run_with_config() -> Command {
+    Command::new("run").arg(
+        Arg::new("config")
+            .long("config")
+            .value_parser(clap::value_parser!(PathBuf)),
+    )
+}
+
 fn run(args: &[&str]) -> Result<RunArgs, Error> {
     match parse::<Cli>(os(args))?.command {
         Subcommand::Run(run) => Ok(run),
@@ -57,17 +66,11 @@ fn the_file_sets_run_and_each_flag_replaces_its_setting() {
 fn the_default_path_may_be_missing_an_explicit_one_may_not() {
     let missing = std::env::temp_dir().join(format!("ftp-alg-{}-none.toml", std::process::id()));
     let command = Command::new("tool").subcommand(
-        Command::new("run")
-            .arg(
-                Arg::new("config")
-                    .long("config")
-                    .value_parser(clap::value_parser!(PathBuf)),
-            )
-            .arg(
-                Arg::new("cleanup")
-                    .long("cleanup")
-                    .action(ArgAction::SetTrue),
-            ),
+        run_with_config().arg(
+            Arg::new("cleanup")
+                .long("cleanup")
+                .action(ArgAction::SetTrue),
+        ),
     );
     let default = command.clone().mut_subcommand("run", |run| {
         // A 'static default, as derive gives one; leaked once per test run.
@@ -150,12 +153,7 @@ fn other_subcommands_help_and_bad_flags_are_left_to_clap() {
 fn a_conflicting_flag_replaces_the_setting() {
     let path = file("conflict", "fast = true\nlimit = 3\n");
     let command = Command::new("tool").subcommand(
-        Command::new("run")
-            .arg(
-                Arg::new("config")
-                    .long("config")
-                    .value_parser(clap::value_parser!(PathBuf)),
-            )
+        run_with_config()
             .arg(Arg::new("fast").long("fast").action(ArgAction::SetTrue))
             .arg(Arg::new("limit").long("limit"))
             .arg(
