@@ -49,6 +49,8 @@ pub(super) struct FakeQueue {
     pub(super) kernel: Option<KernelCounters>,
     /// What `try_recv` hands out, oldest first.
     inbox: std::collections::VecDeque<QueuedPacket>,
+    /// Journal each read that finds the queue empty.
+    journal_empty_reads: bool,
 }
 
 impl FakeQueue {
@@ -59,6 +61,7 @@ impl FakeQueue {
             fd: UnixStream::pair().unwrap().0,
             kernel: None,
             inbox: std::collections::VecDeque::new(),
+            journal_empty_reads: false,
         }
     }
 
@@ -82,7 +85,11 @@ impl FakeQueue {
 
 impl PacketSource for FakeQueue {
     fn try_recv(&mut self) -> std::io::Result<Option<QueuedPacket>> {
-        Ok(self.inbox.pop_front())
+        let packet = self.inbox.pop_front();
+        if packet.is_none() && self.journal_empty_reads {
+            self.journal.lock().unwrap().push("read: empty".to_owned());
+        }
+        Ok(packet)
     }
 
     fn verdict(&mut self, id: u32, verdict: Verdict) -> std::io::Result<()> {
@@ -184,12 +191,7 @@ pub(super) fn rig(fail: bool) -> (Worker, FakeQueue, Journal) {
         settings(),
         Clock::start(),
     );
-    let queue = FakeQueue {
-        journal: journal.clone(),
-        fd: UnixStream::pair().unwrap().0,
-        kernel: None,
-        inbox: std::collections::VecDeque::new(),
-    };
+    let queue = FakeQueue::new_with(journal.clone());
     (worker, queue, journal)
 }
 
@@ -480,12 +482,14 @@ fn a_burst_of_plain_accepts_gets_one_batch_verdict_split_around_each_backend_cal
     let (mut worker, mut queue, journal) = rig(false);
     burst(&mut worker, &mut queue, &passive_session(), 0);
     let journal = journal.lock().unwrap().clone();
-    // SYN, SYN-ACK, ACK, 220, PASV wait together; they go before the 227's install (a
-    // backend call), the 227 only after its pinhole is acknowledged; the 226's removal
-    // splits the rest; the round's end gives the last ones.
+    // The first packet of the round goes at once; SYN-ACK, ACK, 220, PASV, found waiting
+    // behind it, wait together; they go before the 227's install (a backend call), the 227
+    // only after its pinhole is acknowledged; the 226's removal splits the rest; the round's
+    // end gives the last ones.
     assert_eq!(
         journal,
         [
+            "verdict 0 Accept",
             "verdicts through 4 Accept",
             "install tcp 198.51.100.2 -> 203.0.113.2:50000 30s",
             "verdicts through 6 Accept",
@@ -498,7 +502,21 @@ fn a_burst_of_plain_accepts_gets_one_batch_verdict_split_around_each_backend_cal
     assert_eq!(worker.counters().verdict_errors, 0);
     assert_eq!(
         (worker.counters().batches, worker.counters().batched),
-        (3, 9)
+        (3, 8)
+    );
+}
+
+#[test]
+fn an_idle_gateways_packet_is_released_before_the_queue_is_read_again() {
+    // One syscall per packet less than waiting for the round's end: the read that finds the
+    // queue empty comes after the verdict, and only once.
+    let (mut worker, mut queue, journal) = rig(false);
+    queue.journal_empty_reads = true;
+    let packets = passive_session();
+    burst(&mut worker, &mut queue, &packets[..1], 7);
+    assert_eq!(
+        *journal.lock().unwrap(),
+        ["verdict 7 Accept", "read: empty"]
     );
 }
 
@@ -516,9 +534,13 @@ fn a_drop_in_a_burst_is_given_after_the_accepts_before_it() {
     burst(&mut worker, &mut queue, &passive_session(), 0);
     let journal = journal.lock().unwrap().clone();
     // The install fails: the 227 is dropped (on_install_error), in order, never batched.
-    assert_eq!(journal[0], "verdicts through 4 Accept", "{journal:?}");
     assert_eq!(
-        journal[1], "install tcp 198.51.100.2 -> 203.0.113.2:50000 30s",
+        journal[..2],
+        ["verdict 0 Accept", "verdicts through 4 Accept"],
+        "{journal:?}"
+    );
+    assert_eq!(
+        journal[2], "install tcp 198.51.100.2 -> 203.0.113.2:50000 30s",
         "{journal:?}"
     );
     let drop = journal.iter().position(|e| e == "verdict 5 Drop");
@@ -562,10 +584,11 @@ fn no_batch_verdict_while_a_packet_is_held() {
     packets.extend_from_slice(&web[3..]);
     burst(&mut worker, &mut queue, &packets, 0);
     let journal = journal.lock().unwrap().clone();
-    // The login's packets batched up to the held one; while it waits in the kernel, each
+    // The first packet at once, the rest of the login's batched up to the held one; while it waits in the kernel, each
     // other packet gets its own verdict (a batch would release the held one); the held part
     // and its completion rewritten after the pinhole; then batching again.
     let expected = [
+        "verdict 0 Accept".to_owned(),
         format!("verdicts through {} Accept", held - 1),
         format!("verdict {} Accept", held + 1),
         format!("verdict {} Accept", held + 2),

@@ -11,10 +11,10 @@
 //! the state file for the next start.
 //!
 //! Two things wait until after the verdicts: the log lines of the packets' actions (written
-//! once the packets are on their way), and, for the packets of one receive round, the plain
-//! accepts, given together by one batch verdict ("every packet up to this id") when the
-//! round ends, when a packet needs another verdict, before any backend call, or after
-//! [`MAX_BATCH`] packets. A batch releases every packet still queued up to its id, so there
+//! once the packets are on their way), and, for a backlog (the packets found waiting behind
+//! the first of a receive round, which is released at once), the plain accepts, given
+//! together by one batch verdict ("every packet up to this id") when the round ends, when a
+//! packet needs another verdict, before any backend call, or after [`MAX_BATCH`] packets. A batch releases every packet still queued up to its id, so there
 //! is none while a held packet waits in the kernel; the installs of a batched packet were
 //! acknowledged before it joined the batch, as for any verdict.
 //!
@@ -609,13 +609,20 @@ impl Worker {
     }
 
     fn receive_burst(&mut self, source: &mut dyn PacketSource) -> io::Result<()> {
+        // The first packet after a wait gets its verdict at once: had it waited for the
+        // round's end, every packet of an idle gateway would pay one more `recv` (the one
+        // that finds the queue empty) before its release. A packet found waiting behind it
+        // is a backlog, and may wait for a batch.
+        let mut backlog = false;
         for _ in 0..1024 {
             match source.try_recv() {
-                Ok(Some(packet)) => self.judge(source, &packet, true),
-                // The waiting accepts go now; then look again: a released packet is often
-                // answered at once (a local peer answers inside the verdict's own syscall), and
-                // its answer is handled in this round rather than after another `poll`.
-                Ok(None) if self.deferred.1.is_some() => self.flush_accepts(source),
+                Ok(Some(packet)) => {
+                    self.judge(source, &packet, backlog);
+                    backlog = true;
+                }
+                // The round ends; `receive_all` gives the waiting accepts. A packet they
+                // cause (a local peer may answer inside the verdict's own syscall) wakes the
+                // next `poll` at once.
                 Ok(None) => return Ok(()),
                 Err(error) if nfqueue::is_overrun(&error) => {
                     self.counters.overruns += 1;
