@@ -26,6 +26,7 @@ use ftp_alg::io::config_file;
 use ftp_alg::io::daemon;
 use ftp_alg::io::daemon::eventlog;
 use ftp_alg::io::daemon::logfile::LogFile;
+use ftp_alg::io::daemon::logsink;
 use ftp_alg::io::progress::Progress;
 use ftp_alg::io::replay;
 use ftp_alg::io::watch;
@@ -60,9 +61,11 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            if let Some(file) = &log_file {
-                logger.target(env_logger::Target::Pipe(Box::new(file.clone())));
-            }
+            let out: Box<dyn Write + Send> = match &log_file {
+                Some(file) => Box::new(file.clone()),
+                None => Box::new(std::io::stderr()),
+            };
+            logger.target(env_logger::Target::Pipe(Box::new(logsink::install(out))));
             eventlog::configure(&mut logger, args.log_format(), log_file.is_none());
             logger.init();
             match daemon::run(&args.settings(), log_file.as_ref()) {

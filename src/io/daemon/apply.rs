@@ -26,6 +26,7 @@ use crate::io::backend::Element;
 use crate::io::daemon::eventlog;
 use crate::io::daemon::latency::Latency;
 use crate::io::daemon::logline;
+use crate::io::daemon::logsink;
 use crate::io::daemon::ratelimit::Allow;
 use crate::io::daemon::ratelimit::Every;
 use crate::io::daemon::ratelimit::LogBudget;
@@ -168,6 +169,8 @@ impl Applier {
         if self.unlogged.is_empty() {
             return;
         }
+        // One `write` for the lines of the round (logsink).
+        let _group = logsink::group();
         let mut lines = std::mem::take(&mut self.unlogged);
         for (now, action) in lines.drain(..) {
             self.log_action(now, &action);

@@ -20,6 +20,7 @@ pub mod eventlog;
 pub mod fault;
 pub mod latency;
 pub mod logfile;
+pub mod logsink;
 pub mod source;
 pub mod state;
 
