@@ -162,14 +162,15 @@ impl NftBackend {
         }
         let end = socket.next_seq();
         batch_marker(&mut self.writer, NFNL_MSG_BATCH_END, end);
-        let acked: Vec<u32> = sent.iter().map(|(seq, _, _)| *seq).collect();
-        let expect = Expect {
-            acked: &acked,
-            fatal: &[begin, end],
-        };
+        // The element messages ask for no ACK: a refusal is answered all the same, and the
+        // batch is done when the send returns (`Socket::send_batch`).
+        let mut seqs: Vec<u32> = Vec::with_capacity(sent.len() + 2);
+        seqs.push(begin);
+        seqs.extend(sent.iter().map(|(seq, _, _)| *seq));
+        seqs.push(end);
         let exchange = self
             .link
-            .exchange(self.writer.as_bytes(), expect)
+            .send_batch(self.writer.as_bytes(), &seqs)
             .map_err(|e| BackendError::netlink(self.names.table_name(), e))?;
         Ok((exchange, sent))
     }

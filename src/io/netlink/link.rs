@@ -61,6 +61,22 @@ impl Link {
         result
     }
 
+    /// Send a batch that asks for no ACKs and collect its refusals
+    /// ([`Socket::send_batch`]). After any failure the socket is dropped, as in
+    /// [`Link::exchange`].
+    pub(crate) fn send_batch(
+        &mut self,
+        request: &[u8],
+        sent: &[u32],
+    ) -> Result<Exchange, netlink::Error> {
+        let result = self.open()?.send_batch(request, sent, &mut |_| {});
+        if let Err(error) = &result {
+            log::debug!("netlink batch failed ({error}); the next request uses a new socket");
+            self.socket = None;
+        }
+        result
+    }
+
     /// Whether a socket is open (tests).
     #[cfg(test)]
     pub(crate) fn is_open(&self) -> bool {

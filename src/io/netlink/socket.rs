@@ -168,6 +168,43 @@ impl Socket {
         Ok(exchange)
     }
 
+    /// Send a netfilter batch whose messages ask for no ACK, and collect what the kernel
+    /// refused. nfnetlink handles a batch inside `sendto` (net/netfilter/nfnetlink.c,
+    /// `nfnetlink_rcv_batch`) and queues an `NLMSG_ERROR` only for a message it refused, or
+    /// for a failed commit (answered against the BEGIN), before the send returns: so every
+    /// answer is waiting once it has, and the socket is read until it is empty. `sent`
+    /// names every sequence number of the batch; each gets an outcome, `Ok` unless refused.
+    /// Without the ACKs the kernel builds and queues no answer for a change it made, and the
+    /// caller reads one datagram instead of one per message. A lost answer (the receive
+    /// buffer full: `ENOBUFS`) fails the exchange.
+    pub fn send_batch(
+        &mut self,
+        request: &[u8],
+        sent: &[u32],
+        other: &mut dyn FnMut(Message<'_>),
+    ) -> Result<Exchange, Error> {
+        self.send(request)?;
+        let mut exchange = Exchange::default();
+        while let Some(datagram) = self.recv().map_err(|e| Error::io("recv", e))? {
+            for message in messages(datagram) {
+                let message = message?;
+                if !sent.contains(&message.seq) {
+                    other(message);
+                    continue;
+                }
+                if let Some(Err(refusal)) = message.outcome()? {
+                    exchange.outcomes.push((message.seq, Err(refusal)));
+                }
+            }
+        }
+        for &seq in sent {
+            if !exchange.outcomes.iter().any(|(s, _)| *s == seq) {
+                exchange.outcomes.push((seq, Ok(())));
+            }
+        }
+        Ok(exchange)
+    }
+
     /// The port id the kernel gave this socket.
     pub fn port_id(&self) -> u32 {
         self.port_id

@@ -73,7 +73,7 @@ fn newsetelem_is_byte_exact() {
         .to_ne_bytes()
         .to_vec();
     expected.extend_from_slice(&0x0a0cu16.to_ne_bytes());
-    expected.extend_from_slice(&0x0405u16.to_ne_bytes()); // REQUEST | ACK | CREATE, no EXCL
+    expected.extend_from_slice(&0x0401u16.to_ne_bytes()); // REQUEST | CREATE: no ACK, no EXCL
     expected.extend_from_slice(&5u32.to_ne_bytes());
     expected.extend_from_slice(&0u32.to_ne_bytes());
     expected.extend_from_slice(&[1, 0, 0, 0]); // NFPROTO_INET
@@ -99,7 +99,11 @@ fn delsetelem_has_no_timeout_and_no_create() {
     .unwrap();
     let bytes = w.as_bytes();
     assert_eq!(u16::from_ne_bytes([bytes[4], bytes[5]]), 0x0a0e);
-    assert_eq!(u16::from_ne_bytes([bytes[6], bytes[7]]), 0x0005);
+    assert_eq!(
+        u16::from_ne_bytes([bytes[6], bytes[7]]),
+        0x0001,
+        "REQUEST only: no ACK, no CREATE"
+    );
     // header 20 + table 8 + set 8 + list 4 + elem 4 + key 4 + value 4+36
     assert_eq!(bytes.len(), 20 + 8 + 8 + 4 + 4 + 4 + 40);
 }
@@ -287,7 +291,7 @@ fn newsetelem_of_a_map_is_byte_exact() {
         .to_ne_bytes()
         .to_vec();
     expected.extend_from_slice(&0x0a0cu16.to_ne_bytes());
-    expected.extend_from_slice(&0x0405u16.to_ne_bytes());
+    expected.extend_from_slice(&0x0401u16.to_ne_bytes());
     expected.extend_from_slice(&8u32.to_ne_bytes());
     expected.extend_from_slice(&0u32.to_ne_bytes());
     expected.extend_from_slice(&[1, 0, 0, 0]);

@@ -106,10 +106,11 @@ pub(super) fn elements_message(
     entries: &[Entry],
 ) -> Result<(), netlink::Error> {
     let add = kind == NFT_MSG_NEWSETELEM;
+    // No NLM_F_ACK: the batch is sent with `Socket::send_batch`, which hears of refusals only.
     let flags = if add {
-        NLM_F_REQUEST | NLM_F_CREATE | NLM_F_ACK
+        NLM_F_REQUEST | NLM_F_CREATE
     } else {
-        NLM_F_REQUEST | NLM_F_ACK
+        NLM_F_REQUEST
     };
     let message = w.begin(Header {
         kind: nfnl_type(NFNL_SUBSYS_NFTABLES, kind),
