@@ -6,7 +6,9 @@
 //! even without it. Data replies (GET) carry the request's sequence number and come before
 //! its ACK; a dump is multi-part (`NLM_F_MULTI`) and ends with `NLMSG_DONE`. The socket is
 //! non-blocking; an exchange waits with poll(2), bounded by the socket's answer timeout
-//! ([`ANSWER_TIMEOUT`] unless [`Socket::set_answer_timeout`] says otherwise).
+//! ([`ANSWER_TIMEOUT`] unless [`Socket::set_answer_timeout`] says otherwise). A netfilter
+//! batch that asks for no ACK ([`Socket::send_batch`]) needs no wait: nfnetlink answers
+//! its refusals inside the send.
 //!
 //! A late answer (one that arrives after its exchange gave up) is never taken for another
 //! request's: every message gets a fresh sequence number, and an exchange only files answers
