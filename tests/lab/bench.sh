@@ -175,11 +175,10 @@ part_live() {
     trap 'lab_alg_stop; lab_down; rm -rf "$WORK"' EXIT
     lab_up && lab_start_server vsftpd || { log "live: the lab did not come up"; return 1; }
     local s_lat s_thr c_thr xfers bulk_mb reps
-    if ((QUICK)); then s_lat=5 s_thr=8 c_thr=4 xfers=2 bulk_mb=4 reps=1; else s_lat=100 s_thr=240 c_thr=8 xfers=4 bulk_mb=256 reps=3; fi
+    if ((QUICK)); then s_lat=5 s_thr=8 c_thr=4 xfers=2 bulk_mb=4 reps=1 ROUNDS=1; else s_lat=100 s_thr=240 c_thr=8 xfers=4 bulk_mb=256 reps=3 ROUNDS=${BENCH_ROUNDS:-5}; fi
     local load="$EX/ftp_load --server $LAB_SRV_V4"
-    declare -gA LAT THR CPU
-    # Announce round trips, one session at a time (latency), then concurrent sessions with
-    # transfers in all four modes (throughput).
+    local lat_load="$load --sessions $s_lat --concurrency 1 --transfers 8 --modes pasv,epsv,port,eprt --no-data"
+    declare -gA LAT THR CPU ROUND
     # Throughput first: announcements without data leave expectations behind (the kernel
     # helper's live 5 minutes and make its later 227s for a clashing port fail), and every
     # gateway starts from an empty conntrack table.
@@ -187,39 +186,28 @@ part_live() {
     for fw in open kernel alg alg-fifo; do
         fw_up "$fw" || return 1
         THR[$fw]=$(lab_cli $load --sessions "$s_thr" --concurrency "$c_thr" --transfers "$xfers" --modes pasv,epsv,port,eprt)
-        LAT[$fw]=$(lab_cli $load --sessions "$s_lat" --concurrency 1 --transfers 8 --modes pasv,epsv,port,eprt --no-data)
         if [[ $fw == alg ]]; then
-            local before
-            before=$(field packets "$(lab_alg_stats)")
-            CPU[alg]=$(cpu_of_daemon "$(lab_alg_pid)" \
-                lab_cli $load --sessions "$s_lat" --concurrency 1 --transfers 8 --modes pasv,epsv,port,eprt --no-data)
-            CPU[alg_packets]=$(($(field packets "$(lab_alg_stats)") - before))
-            STATS_NFT=$(lab_alg_stats)
             EARLY=$(early_syns)
+        elif [[ $fw == alg-fifo ]]; then
+            LAT[alg-fifo]=$(lab_cli $lat_load)
         fi
         fw_down
     done
-    # The accept-all loop under the same load.
-    lab_fw_load alg || return 1
-    LAB_CMD_TIMEOUT=600 ip netns exec "$LAB_NS_GW" "$EX/nfq_accept" 0 >"$WORK/nfq.out" 2>&1 &
-    local nfq=$!
-    _lab_wait_for 5 grep -q ready "$WORK/nfq.out"
-    CPU[accept]=$(cpu_of_daemon "$nfq" \
-        lab_cli $load --sessions "$s_lat" --concurrency 1 --transfers 8 --modes pasv,epsv,port,eprt --no-data)
-    kill -TERM "$nfq"; wait "$nfq" 2>/dev/null
-    fw_down
-    CPU[accept_packets]=$(field packets "$(grep packets= "$WORK/nfq.out")")
-    LAT[accept]=$(cat "$WORK/cpu_load.out")
-    # ipset backend: pinhole latency, and the control path's (its install is a cheaper
-    # kernel exchange than an nf_tables transaction).
-    lab_fw_load alg-ipset && lab_alg_start --backend ipset || return 1
-    LAT[alg-ipset]=$(lab_cli $load --sessions "$s_lat" --concurrency 1 --transfers 8 --modes pasv,epsv,port,eprt --no-data)
-    STATS_IPSET=$(lab_alg_stats)
-    fw_down
+    # The control path and the daemon's CPU: announce round trips one session at a time,
+    # ROUNDS rounds with the gateways alternated, so that a slow minute of a shared machine
+    # falls on every gateway alike; each figure is the median over the rounds, and each
+    # difference or ratio is taken within a round, then its median.
+    local round
+    for ((round = 0; round < ROUNDS; round++)); do
+        log "live: control-path round $((round + 1)) of $ROUNDS"
+        for fw in open kernel accept alg alg-ipset; do
+            latency_round "$fw" "$round" "$lat_load" || return 1
+        done
+    done
     # Two queues.
     LAB_ALG_QUEUE=0-1 lab_fw_load alg && LAB_ALG_QUEUE=0-1 lab_alg_start || return 1
     THR[alg2]=$(lab_cli $load --sessions "$s_thr" --concurrency "$c_thr" --transfers "$xfers" --modes pasv,epsv,port,eprt)
-    LAT[alg2]=$(lab_cli $load --sessions "$s_lat" --concurrency 1 --transfers 8 --modes pasv,epsv,port,eprt --no-data)
+    LAT[alg2]=$(lab_cli $lat_load)
     fw_down
     # Bulk data: one large RETR, the modes alternated, median of reps.
     dd if=/dev/zero of="$LAB_FTP_ROOT/pub/bulk.bin" bs=1M count="$bulk_mb" status=none
@@ -236,6 +224,58 @@ part_live() {
     rm -f "$LAB_FTP_ROOT/pub/bulk.bin"
     write_live "$bulk_mb" "$reps"
 }
+
+# latency_round FW ROUND LOAD: one run of the no-data load through FW; files its p50 and p99
+# (ROUND[FW.p50.R], ROUND[FW.p99.R]), for accept and alg the CPU per packet
+# (ROUND[FW.cpu.R]), and for the daemons their pinhole latency (ROUND[FW.pin.R]).
+latency_round() {
+    local fw=$1 r=$2 lat_load=$3 out
+    case $fw in
+    open | kernel)
+        fw_up "$fw" || return 1
+        out=$(lab_cli $lat_load)
+        ;;
+    accept)
+        # The accept-all loop in the daemon's place: the alg ruleset, nothing installed.
+        lab_fw_load alg || return 1
+        LAB_CMD_TIMEOUT=600 ip netns exec "$LAB_NS_GW" "$EX/nfq_accept" 0 >"$WORK/nfq.out" 2>&1 &
+        local nfq=$! cpu
+        _lab_wait_for 5 grep -q ready "$WORK/nfq.out"
+        cpu=$(cpu_of_daemon "$nfq" lab_cli $lat_load)
+        kill -TERM "$nfq"; wait "$nfq" 2>/dev/null
+        out=$(cat "$WORK/cpu_load.out")
+        ROUND[$fw.cpu.$r]=$(per_packet "$cpu" "$(field packets "$(grep packets= "$WORK/nfq.out")")")
+        ;;
+    alg | alg-ipset)
+        if [[ $fw == alg ]]; then
+            fw_up alg || return 1
+        else
+            lab_fw_load alg-ipset && lab_alg_start --backend ipset || return 1
+        fi
+        local before cpu stats
+        before=$(field packets "$(lab_alg_stats)")
+        cpu=$(cpu_of_daemon "$(lab_alg_pid)" lab_cli $lat_load)
+        out=$(cat "$WORK/cpu_load.out")
+        stats=$(lab_alg_stats)
+        ROUND[$fw.cpu.$r]=$(per_packet "$cpu" "$(($(field packets "$stats") - before))")
+        ROUND[$fw.pin.$r]="$(field pinhole_us_p50 "$stats") $(field pinhole_us_p99 "$stats") $(field pinholes_timed "$stats")"
+        ;;
+    esac
+    ROUND[$fw.p50.$r]=$(field announce_p50_us "$out")
+    ROUND[$fw.p99.$r]=$(field announce_p99_us "$out")
+    ROUND[$fw.failed.$r]=$(field announce_failed "$out")
+    fw_down
+}
+# per_packet MICROS PACKETS: µs per packet, 1 decimal.
+per_packet() { awk -v c="$1" -v p="${2:-0}" 'BEGIN { if (p > 0) printf "%.1f", c / p; else print "n/a" }'; }
+# rounds_of KEY: ROUND[KEY.r] for each round, one per line.
+rounds_of() { local r; for ((r = 0; r < ROUNDS; r++)); do printf '%s\n' "${ROUND[$1.$r]:-}"; done; }
+# diffs A B KIND: per round, ROUND[A.KIND.r] - ROUND[B.KIND.r].
+diffs() { local r; for ((r = 0; r < ROUNDS; r++)); do echo $((${ROUND[$1.$3.$r]:-0} - ${ROUND[$2.$3.$r]:-0})); done; }
+# ratios A B KIND: per round, ROUND[A.KIND.r] / ROUND[B.KIND.r].
+ratios() { local r; for ((r = 0; r < ROUNDS; r++)); do ratio "${ROUND[$1.$3.$r]:-}" "${ROUND[$2.$3.$r]:-}"; done; }
+# spread VALUES...: "median (min-max)".
+spread() { local sorted v; sorted=$(printf '%s\n' "$@" | sort -g | tr '\n' ' '); read -ra v <<<"$sorted"; printf '%s (%s to %s)' "$(median "$@")" "${v[0]}" "${v[-1]}"; }
 
 fw_up() {
     case $1 in
@@ -303,20 +343,24 @@ write_live() {
     md ""
     md "### Control path"
     md ""
-    md "Announce round trip (\`PASV\`→227, \`EPSV\`→229, \`PORT\`/\`EPRT\`→200) measured by the client, one session at a time (${s_lat:-} sessions × 8 announcements, no data)."
+    md "Announce round trip (\`PASV\`→227, \`EPSV\`→229, \`PORT\`/\`EPRT\`→200) measured by the client, one session at a time (${s_lat:-} sessions × 8 announcements, no data), in $ROUNDS rounds with the gateways alternated (open, kernel, accept-all, ftp-alg, ftp-alg with ipset). Each cell: the median over the rounds (lowest to highest); a difference is taken within each round, then its median."
     md ""
-    md "| gateway | p50 (µs) | p99 (µs) | p50 − kernel's | p99 − kernel's | announcements failed |"
-    md "| --- | --- | --- | --- | --- | --- |"
+    md "| gateway | p50 (µs) | p99 (µs) | p50 − kernel's | p99 − kernel's | p50 − accept-all's | announcements failed |"
+    md "| --- | --- | --- | --- | --- | --- | --- |"
+    for fw in open kernel accept alg alg-ipset; do
+        local failed=0 r
+        for ((r = 0; r < ROUNDS; r++)); do failed=$((failed + ${ROUND[$fw.failed.$r]:-0})); done
+        md "| $(fw_name "$fw") | $(spread $(rounds_of "$fw.p50")) | $(spread $(rounds_of "$fw.p99")) | $(spread $(diffs "$fw" kernel p50)) | $(spread $(diffs "$fw" kernel p99)) | $(spread $(diffs "$fw" accept p50)) | $failed |"
+    done
     local kp50 kp99
-    kp50=$(field announce_p50_us "${LAT[kernel]}") kp99=$(field announce_p99_us "${LAT[kernel]}")
-    for fw in open kernel accept alg alg-fifo alg2 alg-ipset; do
-        local p50 p99 name
-        name=$(fw_name "$fw")
+    kp50=$(median $(rounds_of kernel.p50)) kp99=$(median $(rounds_of kernel.p99))
+    for fw in alg-fifo alg2; do
+        local p50 p99
         p50=$(field announce_p50_us "${LAT[$fw]}") p99=$(field announce_p99_us "${LAT[$fw]}")
-        md "| $name | $p50 | $p99 | $((p50 - kp50)) | $((p99 - kp99)) | $(field announce_failed "${LAT[$fw]}") |"
+        md "| $(fw_name "$fw") (one run) | $p50 | $p99 | $((p50 - kp50)) | $((p99 - kp99)) | | $(field announce_failed "${LAT[$fw]}") |"
     done
     md ""
-    md "Target: ftp-alg within +15 µs (p50) and +50 µs (p99) of the kernel helper. The accept-all loop in the daemon's place (the alg ruleset, control packets queued, nothing installed) shows what queueing itself costs: two trips through userspace per command/reply pair."
+    md "Target: ftp-alg within +15 µs (p50) and +50 µs (p99) of the kernel helper. The accept-all loop in the daemon's place (the alg ruleset, control packets queued, nothing installed) shows what queueing itself costs: two trips through userspace per command/reply pair, which any NFQUEUE helper pays; *p50 − accept-all's* is what ftp-alg adds to them (judging, the pinhole's kernel transaction before the announcement is released, logging). The two single runs are compared with the kernel's median."
     md ""
     md "### Sessions and transfers"
     md ""
@@ -337,26 +381,32 @@ write_live() {
     md ""
     md "### Daemon CPU per queued packet"
     md ""
-    local per_alg per_acc
-    per_alg=$(awk -v c="${CPU[alg]}" -v p="${CPU[alg_packets]}" 'BEGIN { if (p > 0) printf "%.1f", c / p; else print "n/a" }')
-    per_acc=$(awk -v c="${CPU[accept]}" -v p="${CPU[accept_packets]}" 'BEGIN { if (p > 0) printf "%.1f", c / p; else print "n/a" }')
-    md "CPU time of the process's threads (/proc/PID/task/*/schedstat) over the latency load above, divided by the packets it received."
+    md "CPU time of the process's threads (/proc/PID/task/*/schedstat) over each round's latency load above, divided by the packets it received; medians over the $ROUNDS rounds (lowest to highest), the ratio taken within each round."
     md ""
-    md "| process | CPU (µs) | packets | µs per packet |"
-    md "| --- | --- | --- | --- |"
-    md "| \`nfq_accept\` (accept-all loop, the floor) | ${CPU[accept]} | ${CPU[accept_packets]} | $per_acc |"
-    md "| \`ftp-alg run\` (nft backend) | ${CPU[alg]} | ${CPU[alg_packets]} | $per_alg |"
+    md "| process | µs per packet | × the accept-all loop |"
+    md "| --- | --- | --- |"
+    md "| \`nfq_accept\` (accept-all loop, the floor) | $(spread $(rounds_of accept.cpu)) | 1 |"
+    md "| \`ftp-alg run\`, nft backend | $(spread $(rounds_of alg.cpu)) | $(spread $(ratios alg accept cpu)) |"
+    md "| \`ftp-alg run\`, ipset backend | $(spread $(rounds_of alg-ipset.cpu)) | $(spread $(ratios alg-ipset accept cpu)) |"
     md ""
-    md "Ratio: $(ratio "$per_alg" "$per_acc") (target ≤ 1.5). Both see the same load: control packets only, one session at a time, so each packet wakes the process (the wake-up and the two syscalls per packet dominate the floor)."
+    md "Target: ≤ 1.5× (nft backend). Both see the same load: control packets only, one session at a time, so each packet wakes the process (the wake-up and the two syscalls per packet dominate the floor)."
     md ""
     md "### Pinhole latency"
     md ""
-    md "From the change handed to the backend to the kernel's ACK (the daemon's histogram, \`pinhole_us_*\` in its stats line), over every install of the run."
+    md "From the change handed to the backend to the kernel's answer (the daemon's histogram, \`pinhole_us_*\` in its stats line), over every install of each round; medians over the rounds (lowest to highest)."
     md ""
-    md "| backend | installs timed | p50 (µs) | p99 (µs) | max (µs) |"
-    md "| --- | --- | --- | --- | --- |"
-    md "| nft | $(field pinholes_timed "$STATS_NFT") | $(field pinhole_us_p50 "$STATS_NFT") | $(field pinhole_us_p99 "$STATS_NFT") | $(field pinhole_us_max "$STATS_NFT") |"
-    md "| ipset | $(field pinholes_timed "$STATS_IPSET") | $(field pinhole_us_p50 "$STATS_IPSET") | $(field pinhole_us_p99 "$STATS_IPSET") | $(field pinhole_us_max "$STATS_IPSET") |"
+    md "| backend | installs timed per round | p50 (µs) | p99 (µs) |"
+    md "| --- | --- | --- | --- |"
+    local fw r
+    for fw in alg alg-ipset; do
+        local p50s=() p99s=() counts=()
+        for ((r = 0; r < ROUNDS; r++)); do
+            local p50 p99 count
+            read -r p50 p99 count <<<"${ROUND[$fw.pin.$r]:-}"
+            p50s+=("${p50:-}") p99s+=("${p99:-}") counts+=("${count:-}")
+        done
+        md "| $([[ $fw == alg ]] && echo nft || echo ipset) | $(median "${counts[@]}") | $(spread "${p50s[@]}") | $(spread "${p99s[@]}") |"
+    done
     md ""
     read -r syns early <<<"$EARLY"
     md "Data SYNs that reached the gateway before their element existed (a counter chain before the filter, \`ip saddr . ip daddr . tcp dport != @expect4\`): **${early:-?}** of ${syns:-?} data SYNs (must be 0)."
