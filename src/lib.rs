@@ -35,6 +35,7 @@
 //! Only [`io`], `main.rs` and [`cli`] touch the operating system (`make lint-core` checks).
 
 pub mod action;
+mod addr_text;
 pub mod check;
 pub mod cli;
 pub mod config;

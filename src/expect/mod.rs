@@ -20,6 +20,7 @@ use std::hash::Hasher;
 use std::net::IpAddr;
 use std::num::NonZeroU16;
 
+use crate::addr_text;
 use crate::flow::Control;
 use crate::flow::FlowId;
 use crate::flow::FlowKey;
@@ -135,6 +136,16 @@ impl Hash for DataKey {
 
 impl fmt::Display for DataKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Without `fmt` per address (the daemon's event lines carry one each: addr_text).
+        let mut text = addr_text::Text::new();
+        text.str("tcp ");
+        if addr_text::ip(&mut text, self.src) {
+            text.str(" -> ");
+            let dst = std::net::SocketAddr::new(self.dst, self.dport.get());
+            if addr_text::socket(&mut text, dst) {
+                return f.write_str(text.as_str());
+            }
+        }
         match self.dst {
             IpAddr::V4(dst) => write!(f, "tcp {} -> {}:{}", self.src, dst, self.dport),
             IpAddr::V6(dst) => write!(f, "tcp {} -> [{}]:{}", self.src, dst, self.dport),

@@ -16,6 +16,8 @@ use std::hash::Hasher;
 use std::net::IpAddr;
 use std::net::SocketAddr;
 
+use crate::addr_text;
+
 /// A control connection's 4-tuple, the same for both directions. 40 bytes (a `SocketAddr`
 /// pair is 64): the key is stored twice per tracked connection, and a gateway tracks up to a
 /// million of them. Hashed as two integer writes for IPv4 (see the `Hash` impl).
@@ -199,6 +201,14 @@ impl Control {
 
 impl fmt::Display for Control {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Without `fmt` per address (the daemon's event lines carry one each: addr_text).
+        let mut text = addr_text::Text::new();
+        if addr_text::socket(&mut text, self.client) {
+            text.str(" -> ");
+            if addr_text::socket(&mut text, self.server) {
+                return f.write_str(text.as_str());
+            }
+        }
         write!(f, "{} -> {}", self.client, self.server)
     }
 }

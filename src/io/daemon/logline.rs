@@ -12,6 +12,7 @@ use crate::action::FTPS_DOC;
 use crate::action::Note;
 use crate::action::Refusal;
 use crate::action::Removal;
+use crate::addr_text;
 use crate::expect::Expectation;
 use crate::flow::Direction;
 
@@ -58,10 +59,10 @@ fn install(f: &mut fmt::Formatter<'_>, e: &Expectation) -> fmt::Result {
         e.key, e.lifetime, e.mode, e.trigger, e.control
     )?;
     match e.nat {
-        Some(nat) => match nat.public {
-            std::net::IpAddr::V4(ip) => write!(f, " public={ip}:{}", nat.port),
-            std::net::IpAddr::V6(ip) => write!(f, " public=[{ip}]:{}", nat.port),
-        },
+        Some(nat) => {
+            f.write_str(" public=")?;
+            addr_text::fmt_socket(f, std::net::SocketAddr::new(nat.public, nat.port.get()))
+        }
         None => Ok(()),
     }
 }
