@@ -273,7 +273,7 @@ rounds_of() { local r; for ((r = 0; r < ROUNDS; r++)); do printf '%s\n' "${ROUND
 # diffs A B KIND: per round, ROUND[A.KIND.r] - ROUND[B.KIND.r].
 diffs() { local r; for ((r = 0; r < ROUNDS; r++)); do echo $((${ROUND[$1.$3.$r]:-0} - ${ROUND[$2.$3.$r]:-0})); done; }
 # ratios A B KIND: per round, ROUND[A.KIND.r] / ROUND[B.KIND.r].
-ratios() { local r; for ((r = 0; r < ROUNDS; r++)); do ratio "${ROUND[$1.$3.$r]:-}" "${ROUND[$2.$3.$r]:-}"; done; }
+ratios() { local r; for ((r = 0; r < ROUNDS; r++)); do ratio "${ROUND[$1.$3.$r]:-}" "${ROUND[$2.$3.$r]:-}"; echo; done; }
 # spread VALUES...: "median (min-max)".
 spread() { local sorted v; sorted=$(printf '%s\n' "$@" | sort -g | tr '\n' ' '); read -ra v <<<"$sorted"; printf '%s (%s to %s)' "$(median "$@")" "${v[0]}" "${v[-1]}"; }
 
