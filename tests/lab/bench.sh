@@ -183,16 +183,32 @@ part_live() {
     # helper's live 5 minutes and make its later 227s for a clashing port fail), and every
     # gateway starts from an empty conntrack table.
     local fw
-    for fw in open kernel alg alg-fifo; do
-        fw_up "$fw" || return 1
-        THR[$fw]=$(lab_cli $load --sessions "$s_thr" --concurrency "$c_thr" --transfers "$xfers" --modes pasv,epsv,port,eprt)
-        if [[ $fw == alg ]]; then
-            EARLY=$(early_syns)
-        elif [[ $fw == alg-fifo ]]; then
-            LAT[alg-fifo]=$(lab_cli $lat_load)
-        fi
-        fw_down
+    # The same gateways alternated in rounds, as for the control path below; SCHED_FIFO once.
+    local thr_rounds=$((QUICK ? 1 : ${BENCH_THR_ROUNDS:-3})) round out syns early
+    EARLY="0 0"
+    for ((round = 0; round < thr_rounds; round++)); do
+        log "live: throughput round $((round + 1)) of $thr_rounds"
+        for fw in open kernel alg; do
+            fw_up "$fw" || return 1
+            out=$(lab_cli $load --sessions "$s_thr" --concurrency "$c_thr" --transfers "$xfers" --modes pasv,epsv,port,eprt)
+            ROUND[$fw.sps.$round]=$(field sessions_per_s "$out")
+            ROUND[$fw.tps.$round]=$(field transfers_per_s "$out")
+            ROUND[$fw.xfail.$round]=$(field transfers_failed "$out")
+            ROUND[$fw.tp50.$round]=$(field announce_p50_us "$out")
+            ROUND[$fw.tp99.$round]=$(field announce_p99_us "$out")
+            if [[ $fw == alg ]]; then
+                read -r syns early <<<"$(early_syns)"
+                local s0 e0
+                read -r s0 e0 <<<"$EARLY"
+                EARLY="$((s0 + ${syns:-0})) $((e0 + ${early:-0}))"
+            fi
+            fw_down
+        done
     done
+    fw_up alg-fifo || return 1
+    THR[alg-fifo]=$(lab_cli $load --sessions "$s_thr" --concurrency "$c_thr" --transfers "$xfers" --modes pasv,epsv,port,eprt)
+    LAT[alg-fifo]=$(lab_cli $lat_load)
+    fw_down
     # The control path and the daemon's CPU: announce round trips one session at a time,
     # ROUNDS rounds with the gateways alternated, so that a slow minute of a shared machine
     # falls on every gateway alike; each figure is the median over the rounds, and each
@@ -269,11 +285,11 @@ latency_round() {
 # per_packet MICROS PACKETS: µs per packet, 1 decimal.
 per_packet() { awk -v c="$1" -v p="${2:-0}" 'BEGIN { if (p > 0) printf "%.1f", c / p; else print "n/a" }'; }
 # rounds_of KEY: ROUND[KEY.r] for each round, one per line.
-rounds_of() { local r; for ((r = 0; r < ROUNDS; r++)); do printf '%s\n' "${ROUND[$1.$r]:-}"; done; }
+rounds_of() { local r; for ((r = 0; ${ROUND[$1.$r]+1}+0; r++)); do printf '%s\n' "${ROUND[$1.$r]}"; done; }
 # diffs A B KIND: per round, ROUND[A.KIND.r] - ROUND[B.KIND.r].
-diffs() { local r; for ((r = 0; r < ROUNDS; r++)); do echo $((${ROUND[$1.$3.$r]:-0} - ${ROUND[$2.$3.$r]:-0})); done; }
+diffs() { local r; for ((r = 0; ${ROUND[$1.$3.$r]+1}+0; r++)); do echo $((${ROUND[$1.$3.$r]:-0} - ${ROUND[$2.$3.$r]:-0})); done; }
 # ratios A B KIND: per round, ROUND[A.KIND.r] / ROUND[B.KIND.r].
-ratios() { local r; for ((r = 0; r < ROUNDS; r++)); do ratio "${ROUND[$1.$3.$r]:-}" "${ROUND[$2.$3.$r]:-}"; echo; done; }
+ratios() { local r; for ((r = 0; ${ROUND[$1.$3.$r]+1}+0; r++)); do ratio "${ROUND[$1.$3.$r]}" "${ROUND[$2.$3.$r]:-}"; echo; done; }
 # spread VALUES...: "median (min-max)".
 spread() { local sorted v; sorted=$(printf '%s\n' "$@" | sort -g | tr '\n' ' '); read -ra v <<<"$sorted"; printf '%s (%s to %s)' "$(median "$@")" "${v[0]}" "${v[-1]}"; }
 
@@ -364,17 +380,22 @@ write_live() {
     md ""
     md "### Sessions and transfers"
     md ""
-    md "${s_thr:-} sessions, ${c_thr:-} at a time, ${xfers:-} RETRs of 20 KB each, modes PASV/EPSV/PORT/EPRT in turn."
+    md "${s_thr:-} sessions, ${c_thr:-} at a time, ${xfers:-} RETRs of 20 KB each, modes PASV/EPSV/PORT/EPRT in turn; open, kernel and ftp-alg alternated in $thr_rounds rounds (medians, lowest to highest; ratios within each round), the other two once."
     md ""
     md "| gateway | sessions/s | transfers/s | × kernel (sessions) | × kernel (transfers) | failed transfers | announce p50 / p99 (µs) |"
     md "| --- | --- | --- | --- | --- | --- | --- |"
+    local xfailed r
+    for fw in open kernel alg; do
+        xfailed=0
+        for ((r = 0; ${ROUND[$fw.xfail.$r]+1}+0; r++)); do xfailed=$((xfailed + ${ROUND[$fw.xfail.$r]:-0})); done
+        md "| $(fw_name "$fw") | $(spread $(rounds_of "$fw.sps")) | $(spread $(rounds_of "$fw.tps")) | $(spread $(ratios "$fw" kernel sps)) | $(spread $(ratios "$fw" kernel tps)) | $xfailed | $(median $(rounds_of "$fw.tp50")) / $(median $(rounds_of "$fw.tp99")) |"
+    done
     local ks kt
-    ks=$(field sessions_per_s "${THR[kernel]}") kt=$(field transfers_per_s "${THR[kernel]}")
-    for fw in open kernel alg alg-fifo alg2; do
-        local s t name
-        name=$(fw_name "$fw")
+    ks=$(median $(rounds_of kernel.sps)) kt=$(median $(rounds_of kernel.tps))
+    for fw in alg-fifo alg2; do
+        local s t
         s=$(field sessions_per_s "${THR[$fw]}") t=$(field transfers_per_s "${THR[$fw]}")
-        md "| $name | $s | $t | $(ratio "$s" "$ks") | $(ratio "$t" "$kt") | $(field transfers_failed "${THR[$fw]}") | $(field announce_p50_us "${THR[$fw]}") / $(field announce_p99_us "${THR[$fw]}") |"
+        md "| $(fw_name "$fw") (one run) | $s | $t | $(ratio "$s" "$ks") | $(ratio "$t" "$kt") | $(field transfers_failed "${THR[$fw]}") | $(field announce_p50_us "${THR[$fw]}") / $(field announce_p99_us "${THR[$fw]}") |"
     done
     md ""
     md "Target: ≥ 0.9× the kernel helper's sessions/s and transfers/s."
