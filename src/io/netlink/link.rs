@@ -53,12 +53,7 @@ impl Link {
         request: &[u8],
         expect: Expect<'_>,
     ) -> Result<Exchange, netlink::Error> {
-        let result = self.open()?.exchange(request, expect, &mut |_| {});
-        if let Err(error) = &result {
-            log::debug!("netlink exchange failed ({error}); the next request uses a new socket");
-            self.socket = None;
-        }
-        result
+        self.on_socket(|socket| socket.exchange(request, expect, &mut |_| {}))
     }
 
     /// Send a batch that asks for no ACKs and collect its refusals
@@ -69,9 +64,17 @@ impl Link {
         request: &[u8],
         sent: &[u32],
     ) -> Result<Exchange, netlink::Error> {
-        let result = self.open()?.send_batch(request, sent, &mut |_| {});
+        self.on_socket(|socket| socket.send_batch(request, sent, &mut |_| {}))
+    }
+
+    /// Run `exchange` on the socket (opened if needed); drop the socket if it fails.
+    fn on_socket(
+        &mut self,
+        exchange: impl FnOnce(&mut Socket) -> Result<Exchange, netlink::Error>,
+    ) -> Result<Exchange, netlink::Error> {
+        let result = exchange(self.open()?);
         if let Err(error) = &result {
-            log::debug!("netlink batch failed ({error}); the next request uses a new socket");
+            log::debug!("netlink exchange failed ({error}); the next request uses a new socket");
             self.socket = None;
         }
         result
