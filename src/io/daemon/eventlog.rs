@@ -4,8 +4,11 @@
 //! Owns: [`LogFormat`]; the `env_logger` formats; the clock shift that turns the daemon's
 //! monotonic instants into Unix time in JSON events. Formats:
 //!
-//! - **text, on a terminal or in a file:** `env_logger`'s own lines, as always (the event
-//!   lines' wording is `logline`'s, which the lab tests read);
+//! - **text, on a terminal or in a file:** `env_logger`'s default header
+//!   (`[2026-12-02T04:36:18Z INFO  ftp_alg::io::daemon::apply] ...`), written by our own
+//!   format: `env_logger`'s passes every fragment of a message through its indenting writer
+//!   (continuation lines indented), which cost more than the message itself. A message here
+//!   is one line. (The event lines' wording is `logline`'s, which the lab tests read.)
 //! - **text, under systemd** (stderr is the journal: `JOURNAL_STREAM` names its device and
 //!   inode): no timestamp (the journal has its own), and the line's priority as a `<N>`
 //!   prefix (sd-daemon(3)), which journald strips and files as `PRIORITY`;
@@ -61,7 +64,9 @@ pub fn configure(builder: &mut env_logger::Builder, format: LogFormat, to_stderr
     });
     let journal = to_stderr && stderr_is_journal();
     match (chosen.format, journal) {
-        (LogFormat::Text, false) => {}
+        (LogFormat::Text, false) => {
+            builder.format(text_line);
+        }
         (LogFormat::Text, true) => {
             builder.format(|buf, record| {
                 writeln!(buf, "<{}>{}", priority(record.level()), record.args())
@@ -76,6 +81,26 @@ pub fn configure(builder: &mut env_logger::Builder, format: LogFormat, to_stderr
             });
         }
     }
+}
+
+/// A text line with `env_logger`'s default header, the message written straight after it.
+fn text_line(
+    buf: &mut env_logger::fmt::Formatter,
+    record: &log::Record<'_>,
+) -> std::io::Result<()> {
+    let time = buf.timestamp_seconds();
+    writeln!(
+        buf,
+        "[{time} {:<5} {}] {}",
+        record.level(),
+        module(record),
+        record.args()
+    )
+}
+
+/// The record's module path, as `env_logger`'s own header names it.
+fn module<'a>(record: &log::Record<'a>) -> &'a str {
+    record.module_path().unwrap_or_else(|| record.target())
 }
 
 /// True when the daemon's events are written as JSON.
@@ -141,6 +166,61 @@ fn unix_micros() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a logger with `format` writes for one info record of `module`.
+    fn written(
+        format: Option<
+            fn(&mut env_logger::fmt::Formatter, &log::Record<'_>) -> std::io::Result<()>,
+        >,
+        module: &'static str,
+    ) -> String {
+        #[derive(Clone, Default)]
+        struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl Write for Shared {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let out = Shared::default();
+        let mut builder = env_logger::Builder::new();
+        builder
+            .filter_level(log::LevelFilter::Info)
+            .target(env_logger::Target::Pipe(Box::new(out.clone())));
+        if let Some(format) = format {
+            builder.format(format);
+        }
+        let logger = builder.build();
+        log::Log::log(
+            &logger,
+            &log::Record::builder()
+                .level(log::Level::Info)
+                .module_path_static(Some(module))
+                .target(module)
+                .args(format_args!(
+                    "queue 0: install tcp 198.51.100.2 -> 203.0.113.2:50000"
+                ))
+                .build(),
+        );
+        String::from_utf8(out.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn text_lines_have_env_loggers_default_header() {
+        let ours = written(Some(text_line), "ftp_alg::io::daemon::apply");
+        let default = written(None, "ftp_alg::io::daemon::apply");
+        // The same but for the second the clock may have turned between the two.
+        let strip = |line: &str| line.split_once('Z').map(|(_, rest)| rest.to_owned());
+        assert_eq!(strip(&ours), strip(&default), "{ours:?} {default:?}");
+        assert!(
+            ours.ends_with(" INFO  ftp_alg::io::daemon::apply] queue 0: install tcp 198.51.100.2 -> 203.0.113.2:50000\n"),
+            "{ours:?}"
+        );
+        assert_eq!(ours.len(), default.len(), "{ours:?} {default:?}");
+    }
 
     #[test]
     fn priorities_follow_sd_daemon() {
