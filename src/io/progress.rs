@@ -206,10 +206,8 @@ fn clock(seconds: f64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-    use std::sync::Mutex;
-
     use super::*;
+    use crate::testkit::writer::SharedWriter;
 
     fn at(packets: u64, bytes: u64, total: Option<u64>, millis: u64) -> Snapshot {
         Snapshot {
@@ -271,30 +269,16 @@ mod tests {
         assert!(throttle.due(Duration::from_millis(205)));
     }
 
-    /// A writer the test can read after `Progress` took it.
-    #[derive(Clone, Default)]
-    struct Shared(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Shared {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
     #[test]
     fn redraws_in_place_and_clears_at_the_end() {
-        let shared = Shared::default();
+        let shared = SharedWriter::default();
         let mut progress = Progress::new(Some(Box::new(shared.clone())), Some(1_000));
         for ms in (0..=400).step_by(50) {
             progress.update_at(at(ms, ms, Some(1_000), ms));
         }
         progress.clear();
         progress.clear();
-        let out = String::from_utf8(shared.0.lock().unwrap().clone()).unwrap();
+        let out = shared.text();
         assert_eq!(
             out.matches("\r").count(),
             4,

@@ -9,3 +9,4 @@ pub mod fixtures;
 pub mod fuzz;
 pub mod pcap;
 pub mod samples;
+pub mod writer;

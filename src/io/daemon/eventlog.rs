@@ -174,18 +174,7 @@ mod tests {
         >,
         module: &'static str,
     ) -> String {
-        #[derive(Clone, Default)]
-        struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-        impl Write for Shared {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(buf);
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let out = Shared::default();
+        let out = crate::testkit::writer::SharedWriter::default();
         let mut builder = env_logger::Builder::new();
         builder
             .filter_level(log::LevelFilter::Info)
@@ -205,7 +194,7 @@ mod tests {
                 ))
                 .build(),
         );
-        String::from_utf8(out.0.lock().unwrap().clone()).unwrap()
+        out.text()
     }
 
     #[test]

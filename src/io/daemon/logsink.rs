@@ -183,23 +183,11 @@ mod tests {
         assert_eq!(kept.keep(b"next\n"), Route::Kept, "still in the group");
     }
 
-    /// Records each `write` it is given (the one installed sink of the test process).
-    struct Recorder(std::sync::Arc<Mutex<Vec<Vec<u8>>>>);
-
-    impl Write for Recorder {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().push(buf.to_vec());
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
     #[test]
     fn a_group_of_lines_is_one_write() {
-        let writes = std::sync::Arc::new(Mutex::new(Vec::new()));
-        let mut sink = install(Box::new(Recorder(writes.clone())));
+        // The one installed sink of the test process.
+        let writes = crate::testkit::writer::SharedWriter::default();
+        let mut sink = install(Box::new(writes.clone()));
         {
             let _group = group();
             // As env_logger writes a record: the line, then a flush.
@@ -207,14 +195,11 @@ mod tests {
                 sink.write_all(line).unwrap();
                 sink.flush().unwrap();
             }
-            assert!(
-                writes.lock().unwrap().is_empty(),
-                "kept while the group lives"
-            );
+            assert!(writes.writes().is_empty(), "kept while the group lives");
         }
         sink.write_all(b"alone\n").unwrap();
         assert_eq!(
-            *writes.lock().unwrap(),
+            writes.writes(),
             [b"install a\nremove b\n".to_vec(), b"alone\n".to_vec()]
         );
     }
