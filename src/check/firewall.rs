@@ -180,12 +180,13 @@ fn nft_admission(ruleset: &nft::Ruleset, table: &str, sets: &[String; 2], report
             .iter()
             .filter(in_table)
             .filter(live)
-            .filter(|r| r.lookups.contains(name))
+            .filter(|r| r.matches.lookups.contains(name))
             .collect();
+        // One-shot: the rule that looks the element up deletes it.
         report.push(admission(
             &format!("@{name}"),
             !lookups.is_empty(),
-            lookups.iter().any(|r| r.deletes.contains(name)),
+            lookups.iter().any(|r| r.matches.deletes.contains(name)),
         ));
     }
 }
@@ -201,8 +202,12 @@ fn ipset_admission(
         let matched = rules
             .iter()
             .filter(live)
-            .any(|r| r.match_sets.contains(name));
-        let deleted = rules.iter().filter(live).any(|r| r.del_sets.contains(name));
+            .any(|r| r.matches.lookups.contains(name));
+        // `-j SET --del-set` may be a rule of its own.
+        let deleted = rules
+            .iter()
+            .filter(live)
+            .any(|r| r.matches.deletes.contains(name));
         report.push(admission(name, matched, deleted));
     }
 }

@@ -64,9 +64,11 @@ fn nft_places(setup: &Setup, ruleset: &nft::Ruleset) -> Vec<String> {
     };
     let mut places = Vec::new();
     for rule in &ruleset.rules {
-        let Some(helper) = &rule.helper else { continue };
+        let Some(helper) = &rule.matches.helper else {
+            continue;
+        };
         if is_ftp(rule, helper)
-            && on_control_port(setup, rule.dport.as_deref())
+            && on_control_port(setup, rule.matches.dport.as_deref())
             && !ruleset.hooks_of(rule).is_empty()
         {
             let (family, table, chain, handle) =
@@ -84,9 +86,13 @@ fn nft_places(setup: &Setup, ruleset: &nft::Ruleset) -> Vec<String> {
 fn iptables_places(setup: &Setup, rules: &[iptables::Rule], tool: &str) -> Vec<String> {
     let mut places = Vec::new();
     for rule in rules {
-        let ftp = rule.helper.as_deref().is_some_and(|h| h.starts_with("ftp"));
+        let ftp = rule
+            .matches
+            .helper
+            .as_deref()
+            .is_some_and(|h| h.starts_with("ftp"));
         if ftp
-            && on_control_port(setup, rule.dport.as_deref())
+            && on_control_port(setup, rule.matches.dport.as_deref())
             && iptables::hook_of(rules, rule).is_some()
         {
             let delete = rule.text.replacen("-A ", "-D ", 1);

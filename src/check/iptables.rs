@@ -7,6 +7,8 @@
 //! expressions without their options (queue number, bypass, helper name). Untrusted text:
 //! lines that do not parse are skipped.
 
+use crate::check::matches::Matches;
+
 /// One `-A CHAIN ...` rule.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Rule {
@@ -14,18 +16,9 @@ pub struct Rule {
     pub table: String,
     /// Chain.
     pub chain: String,
-    /// `-j NFQUEUE`: (first, last, bypass).
-    pub queue: Option<(u16, u16, bool)>,
-    /// `--dport`/`--dports` ranges (`None`: no such match).
-    pub dport: Option<Vec<(u16, u16)>>,
-    /// `--sport`/`--sports` ranges.
-    pub sport: Option<Vec<(u16, u16)>>,
-    /// `--match-set NAME`.
-    pub match_sets: Vec<String>,
-    /// `-j SET --del-set NAME`.
-    pub del_sets: Vec<String>,
-    /// `-j CT --helper NAME`.
-    pub helper: Option<String>,
+    /// `-j NFQUEUE`, `--dport`/`--sport` ranges, `--match-set`, `-j SET --del-set`,
+    /// `-j CT --helper`.
+    pub matches: Matches,
     /// `-j CHAIN` / `-g CHAIN` to a user chain (or any target name).
     pub target: Option<String>,
     /// The rule as saved, for messages.
@@ -95,14 +88,14 @@ fn rule(table: &str, line: &str) -> Rule {
                 continue;
             }
             "--dport" | "--dports" | "--destination-port" if !negated => {
-                rule.dport = port_ranges(value);
+                rule.matches.dport = port_ranges(value);
             }
             "--sport" | "--sports" | "--source-port" if !negated => {
-                rule.sport = port_ranges(value);
+                rule.matches.sport = port_ranges(value);
             }
-            "--match-set" => rule.match_sets.push(value.to_owned()),
-            "--del-set" => rule.del_sets.push(value.to_owned()),
-            "--helper" => rule.helper = Some(value.to_owned()),
+            "--match-set" => rule.matches.lookups.push(value.to_owned()),
+            "--del-set" => rule.matches.deletes.push(value.to_owned()),
+            "--helper" => rule.matches.helper = Some(value.to_owned()),
             "--queue-num" => queue.0 = value.parse().unwrap_or(0),
             "--queue-balance" => {
                 if let Some(&(a, b)) = port_ranges(value).as_ref().and_then(|r| r.first()) {
@@ -119,7 +112,7 @@ fn rule(table: &str, line: &str) -> Rule {
         if queue.1 < queue.0 {
             queue.1 = queue.0;
         }
-        rule.queue = Some(queue);
+        rule.matches.queue = Some(queue);
     }
     rule
 }

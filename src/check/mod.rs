@@ -18,6 +18,7 @@ mod firewall;
 mod helper;
 pub mod iptables;
 mod kernel;
+pub mod matches;
 pub mod nft;
 mod queue_rule;
 

@@ -10,6 +10,8 @@
 
 use serde_json::Value;
 
+use crate::check::matches::Matches;
+
 /// A ruleset's facts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Ruleset {
@@ -68,20 +70,11 @@ pub struct Rule {
     pub chain: String,
     /// Handle.
     pub handle: u64,
-    /// Its `queue` statement: (first, last, bypass).
-    pub queue: Option<(u16, u16, bool)>,
-    /// Port ranges of a `tcp dport` / `th dport` match (`None`: no such match).
-    pub dport: Option<Vec<(u16, u16)>>,
-    /// The same for the source port.
-    pub sport: Option<Vec<(u16, u16)>>,
-    /// Sets a match looks up (`@name` without the `@`).
-    pub lookups: Vec<String>,
-    /// Sets an element is deleted from.
-    pub deletes: Vec<String>,
+    /// Its `queue` statement, `tcp`/`th` port matches, `@set` lookups, `delete @set`
+    /// statements and `ct helper set` object.
+    pub matches: Matches,
     /// Maps a `dnat` statement reads.
     pub dnat_maps: Vec<String>,
-    /// The `ct helper set` object name.
-    pub helper: Option<String>,
     /// Chains it jumps or goes to.
     pub jumps: Vec<String>,
 }
@@ -245,7 +238,8 @@ fn read_statement(rule: &mut Rule, statement: &Value) {
     // nft 1.0.6 writes statements it has no JSON for as their text ("delete @dnat4 {...}").
     if let Some(text) = statement.as_str() {
         if let Some(rest) = text.strip_prefix("delete @") {
-            rule.deletes
+            rule.matches
+                .deletes
                 .push(rest.split_whitespace().next().unwrap_or("").to_owned());
         }
         return;
@@ -255,12 +249,12 @@ fn read_statement(rule: &mut Rule, statement: &Value) {
     };
     match kind.as_str() {
         "match" => read_match(rule, body),
-        "queue" => rule.queue = Some(queue(body)),
+        "queue" => rule.matches.queue = Some(queue(body)),
         "set" if body.get("op").and_then(Value::as_str) == Some("delete") => {
-            rule.deletes.extend(references(body));
+            rule.matches.deletes.extend(references(body));
         }
         "dnat" => rule.dnat_maps.extend(references(body)),
-        "ct helper" => rule.helper = body.as_str().map(str::to_owned),
+        "ct helper" => rule.matches.helper = body.as_str().map(str::to_owned),
         "jump" | "goto" => rule.jumps.push(text_of(body, "target")),
         _ => {}
     }
@@ -272,7 +266,7 @@ fn read_match(rule: &mut Rule, body: &Value) {
         .and_then(Value::as_str)
         .and_then(|r| r.strip_prefix('@'))
     {
-        rule.lookups.push(name.to_owned());
+        rule.matches.lookups.push(name.to_owned());
         return;
     }
     if body.get("op").and_then(Value::as_str) == Some("!=") {
@@ -285,8 +279,8 @@ fn read_match(rule: &mut Rule, body: &Value) {
         .map(|p| text_of(p, "field"));
     let ports = right.and_then(port_ranges);
     match (field.as_deref(), ports) {
-        (Some("dport"), Some(ports)) => rule.dport = Some(ports),
-        (Some("sport"), Some(ports)) => rule.sport = Some(ports),
+        (Some("dport"), Some(ports)) => rule.matches.dport = Some(ports),
+        (Some("sport"), Some(ports)) => rule.matches.sport = Some(ports),
         _ => {}
     }
 }

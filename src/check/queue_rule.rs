@@ -9,6 +9,7 @@ use crate::check::Report;
 use crate::check::Setup;
 use crate::check::Status;
 use crate::check::iptables;
+use crate::check::matches::Matches;
 use crate::check::nft;
 
 /// A queue rule from nft or iptables, reduced to what coverage needs.
@@ -26,13 +27,34 @@ pub(super) struct QueueRule {
     place: String,
 }
 
+impl QueueRule {
+    /// The queue rule of `matches`, if it queues.
+    fn new(
+        matches: &Matches,
+        families: [bool; 2],
+        before_conntrack: bool,
+        place: String,
+    ) -> Option<Self> {
+        let (first, last, bypass) = matches.queue?;
+        Some(Self {
+            families,
+            before_conntrack,
+            dport: matches.dport.clone(),
+            sport: matches.sport.clone(),
+            queues: (first, last),
+            bypass,
+            place,
+        })
+    }
+}
+
 /// The queue rules of an nft ruleset that some forward or prerouting hook evaluates.
 pub(super) fn from_nft(ruleset: &nft::Ruleset) -> Vec<QueueRule> {
     let mut found = Vec::new();
     for rule in &ruleset.rules {
-        let Some((first, last, bypass)) = rule.queue else {
+        if rule.matches.queue.is_none() {
             continue;
-        };
+        }
         let hooks = ruleset.hooks_of(rule);
         let useful = |h: &&(String, i64)| h.0 == "forward" || h.0 == "prerouting";
         let Some((hook, _)) = hooks.iter().find(useful) else {
@@ -44,20 +66,19 @@ pub(super) fn from_nft(ruleset: &nft::Ruleset) -> Vec<QueueRule> {
             "ip6" => [false, true],
             _ => continue,
         };
-        found.push(QueueRule {
+        let before_conntrack = hooks
+            .iter()
+            .any(|(h, prio)| h == "prerouting" && *prio < CONNTRACK_PRIORITY);
+        let place = format!(
+            "nft {} {} chain {} ({hook})",
+            rule.family, rule.table, rule.chain
+        );
+        found.extend(QueueRule::new(
+            &rule.matches,
             families,
-            before_conntrack: hooks
-                .iter()
-                .any(|(h, prio)| h == "prerouting" && *prio < CONNTRACK_PRIORITY),
-            dport: rule.dport.clone(),
-            sport: rule.sport.clone(),
-            queues: (first, last),
-            bypass,
-            place: format!(
-                "nft {} {} chain {} ({hook})",
-                rule.family, rule.table, rule.chain
-            ),
-        });
+            before_conntrack,
+            place,
+        ));
     }
     found
 }
@@ -68,20 +89,20 @@ pub(super) fn from_iptables(rules: &[iptables::Rule], v6: bool) -> Vec<QueueRule
     let tool = if v6 { "ip6tables" } else { "iptables" };
     let mut found = Vec::new();
     for rule in rules {
-        let (Some((first, last, bypass)), Some(hook)) =
-            (rule.queue, iptables::hook_of(rules, rule))
-        else {
+        if rule.matches.queue.is_none() {
+            continue;
+        }
+        let Some(hook) = iptables::hook_of(rules, rule) else {
             continue;
         };
-        found.push(QueueRule {
-            families: [!v6, v6],
-            before_conntrack: hook == "PREROUTING" && rule.table == "raw",
-            dport: rule.dport.clone(),
-            sport: rule.sport.clone(),
-            queues: (first, last),
-            bypass,
-            place: format!("{tool} -t {} chain {} ({hook})", rule.table, rule.chain),
-        });
+        let before_conntrack = hook == "PREROUTING" && rule.table == "raw";
+        let place = format!("{tool} -t {} chain {} ({hook})", rule.table, rule.chain);
+        found.extend(QueueRule::new(
+            &rule.matches,
+            [!v6, v6],
+            before_conntrack,
+            place,
+        ));
     }
     found
 }

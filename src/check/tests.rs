@@ -348,9 +348,12 @@ fn native_nft_queue_statements_are_read() {
                    "right": {"range": [20, 21]}}},
         {"queue": {"num": 0, "flags": "bypass"}}]}}]}"#;
     let ruleset = nft::parse(json).unwrap();
-    assert_eq!(ruleset.rules[0].queue, Some((0, 3, true)));
-    assert_eq!(ruleset.rules[0].dport, Some(vec![(21, 21), (2121, 2121)]));
-    assert_eq!(ruleset.rules[1].queue, Some((0, 0, true)));
+    assert_eq!(ruleset.rules[0].matches.queue, Some((0, 3, true)));
+    assert_eq!(
+        ruleset.rules[0].matches.dport,
+        Some(vec![(21, 21), (2121, 2121)])
+    );
+    assert_eq!(ruleset.rules[1].matches.queue, Some((0, 0, true)));
     let mut seen = good();
     seen.nft_ruleset = Some(Ok(json.into()));
     seen.iptables_save = [Some(Ok(String::new())), Some(Ok(String::new()))];
@@ -370,16 +373,19 @@ fn native_nft_queue_statements_are_read() {
 #[test]
 fn the_iptables_reader_keeps_queues_ports_and_sets() {
     let rules = iptables::parse(IPSET_IPT);
-    let queue: Vec<_> = rules.iter().filter_map(|r| r.queue).collect();
+    let queue: Vec<_> = rules.iter().filter_map(|r| r.matches.queue).collect();
     assert_eq!(queue, vec![(0, 0, true), (0, 0, true)]);
     let balanced = iptables::parse(
         "*filter\n-A FORWARD -p tcp -m multiport --dports 21,2100:2122 -j NFQUEUE \
          --queue-balance 2:5\n",
     );
-    assert_eq!(balanced[0].queue, Some((2, 5, false)));
-    assert_eq!(balanced[0].dport, Some(vec![(21, 21), (2100, 2122)]));
+    assert_eq!(balanced[0].matches.queue, Some((2, 5, false)));
+    assert_eq!(
+        balanced[0].matches.dport,
+        Some(vec![(21, 21), (2100, 2122)])
+    );
     let negated = iptables::parse("*filter\n-A FORWARD -p tcp ! --dport 21 -j NFQUEUE\n");
-    assert_eq!(negated[0].dport, None);
+    assert_eq!(negated[0].matches.dport, None);
 }
 
 #[test]
