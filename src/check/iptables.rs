@@ -7,6 +7,7 @@
 //! expressions without their options (queue number, bypass, helper name). Untrusted text:
 //! lines that do not parse are skipped.
 
+use crate::check::chains;
 use crate::check::matches::Matches;
 
 /// One `-A CHAIN ...` rule.
@@ -48,26 +49,13 @@ pub fn hook_of(rules: &[Rule], rule: &Rule) -> Option<&'static str> {
 }
 
 fn reaches(rules: &[Rule], table: &str, from: &str, to: &str) -> bool {
-    let mut seen = vec![from.to_owned()];
-    let mut next = 0;
-    while next < seen.len() {
-        if seen[next] == to {
-            return true;
-        }
-        let chain = seen[next].clone();
-        next += 1;
-        for rule in rules
+    chains::reaches(from, to, |chain| {
+        rules
             .iter()
             .filter(|r| r.table == table && r.chain == chain)
-        {
-            if let Some(target) = &rule.target {
-                if !seen.contains(target) {
-                    seen.push(target.clone());
-                }
-            }
-        }
-    }
-    false
+            .filter_map(|r| r.target.as_deref())
+            .collect()
+    })
 }
 
 fn rule(table: &str, line: &str) -> Rule {

@@ -14,6 +14,7 @@
 //! queue's owner, `firewall` the table, sets and admission rules, `queue_rule` the
 //! rule that queues control packets, `helper` the kernel's own FTP helper.
 
+mod chains;
 mod firewall;
 mod helper;
 pub mod iptables;

@@ -10,6 +10,7 @@
 
 use serde_json::Value;
 
+use crate::check::chains;
 use crate::check::matches::Matches;
 
 /// A ruleset's facts.
@@ -137,27 +138,15 @@ impl Ruleset {
         hooks
     }
 
-    /// True when chain `to` is `from` or reached from it by jumps (bounded walk).
+    /// True when chain `to` is `from` or reached from it by jumps.
     fn reaches(&self, family: &str, table: &str, from: &str, to: &str) -> bool {
-        let mut seen = vec![from.to_owned()];
-        let mut next = 0;
-        while next < seen.len() {
-            if seen[next] == to {
-                return true;
-            }
-            let chain = seen[next].clone();
-            next += 1;
-            for rule in &self.rules {
-                if rule.family == family && rule.table == table && rule.chain == chain {
-                    for jump in &rule.jumps {
-                        if !seen.contains(jump) {
-                            seen.push(jump.clone());
-                        }
-                    }
-                }
-            }
-        }
-        false
+        chains::reaches(from, to, |chain| {
+            self.rules
+                .iter()
+                .filter(|r| r.family == family && r.table == table && r.chain == chain)
+                .flat_map(|r| r.jumps.iter().map(String::as_str))
+                .collect()
+        })
     }
 }
 
