@@ -14,18 +14,8 @@
 # lab (namespaces ${LAB_PREFIX}-*) is torn down on exit.
 set -u
 
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-if [[ $(id -u) -ne 0 ]]; then
-    echo "check tests skipped: they need root (network namespaces, nftables)"
-    exit 0
-fi
-export LAB_PREFIX=${LAB_PREFIX:-fops-check}
-# shellcheck source=tests/lab/lab.sh
-source "$HERE/lab.sh"
-
-WORK=$(mktemp -d /tmp/ftp-alg-ops-check.XXXXXX)
-# shellcheck source=tests/lab/suite.sh
-source "$HERE/suite.sh"
+# shellcheck source=tests/lab/ops-common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../ops-common.sh" check
 suite_cleanup_hook() { lab_alg_stop; }
 
 # check ARGS...: `ftp-alg check ARGS` in the gateway; its report in $WORK/report, its exit

@@ -15,18 +15,8 @@
 # About 5 s.
 set -u
 
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-if [[ $(id -u) -ne 0 ]]; then
-    echo "ops/config skipped: needs root (network namespaces, NFQUEUE)"
-    exit 0
-fi
-export LAB_PREFIX=${LAB_PREFIX:-fops-config}
-# shellcheck source=tests/lab/lab.sh
-source "$HERE/lab.sh"
-
-WORK=$(mktemp -d /tmp/ftp-alg-ops-config.XXXXXX)
-# shellcheck source=tests/lab/suite.sh
-source "$HERE/suite.sh"
+# shellcheck source=tests/lab/ops-common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../ops-common.sh" config
 suite_cleanup_hook() { lab_alg_stop >/dev/null 2>&1; }
 
 # expect_ready PATTERN ARGS...: the daemon started with ARGS (lab_alg_start adds --queue and,

@@ -14,27 +14,16 @@
 # (namespaces ${LAB_PREFIX}-*) is torn down on exit. About 30 s.
 set -u
 
+# shellcheck source=tests/lab/ops-common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../ops-common.sh" metrics
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-LAB=$(cd "$HERE/.." && pwd)
-
-if [[ $(id -u) -ne 0 ]]; then
-    echo "metrics tests skipped: they need root (network namespaces, nftables)"
-    exit 0
-fi
-
-export LAB_PREFIX=${LAB_PREFIX:-fops-metric}
-# shellcheck source=tests/lab/lab.sh
-source "$LAB/lab.sh"
 
 PY=$LAB_SYS_PYTHON
 CHECK="$HERE/metrics_check.py"
 U=$LAB_FTP_USER P=$LAB_FTP_PASS
 ADDR=127.0.0.1:9721
 MON_PID=
-WORK=$(mktemp -d /tmp/ftp-alg-ops-metrics.XXXXXX) || exit 1
 chmod 755 "$WORK"
-# shellcheck source=tests/lab/suite.sh
-source "$LAB/suite.sh"
 suite_cleanup_hook() {
     [[ -n $MON_PID ]] && kill "$MON_PID" 2>/dev/null
     lab_alg_stop

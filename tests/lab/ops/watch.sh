@@ -26,21 +26,12 @@
 #                     one `encrypted control=` warning each
 set -u
 
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-if [[ $(id -u) -ne 0 ]]; then
-    echo "ops/watch skipped: needs root (network namespaces)"
-    exit 0
-fi
-export LAB_PREFIX=${LAB_PREFIX:-fops-watch}
-# shellcheck source=tests/lab/lab.sh
-source "$HERE/lab.sh"
+# shellcheck source=tests/lab/ops-common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../ops-common.sh" watch
 
 PY=$LAB_SYS_PYTHON
 U=$LAB_FTP_USER P=$LAB_FTP_PASS
-WORK=$(mktemp -d /tmp/ftp-alg-ops-watch.XXXXXX)
 WATCH_PID=
-# shellcheck source=tests/lab/suite.sh
-source "$HERE/suite.sh"
 suite_cleanup_hook() {
     watch_stop >/dev/null 2>&1
     lab_capture_stop >/dev/null 2>&1
