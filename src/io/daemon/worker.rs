@@ -14,9 +14,10 @@
 //! once the packets are on their way), and, for a backlog (the packets found waiting behind
 //! the first of a receive round, which is released at once), the plain accepts, given
 //! together by one batch verdict ("every packet up to this id") when the round ends, when a
-//! packet needs another verdict, before any backend call, or after [`MAX_BATCH`] packets. A batch releases every packet still queued up to its id, so there
-//! is none while a held packet waits in the kernel; the installs of a batched packet were
-//! acknowledged before it joined the batch, as for any verdict.
+//! packet needs another verdict, before any backend call, or after [`MAX_BATCH`] packets. A
+//! batch releases every packet still queued up to its id, so there is none while a held
+//! packet waits in the kernel; the installs of a batched packet were acknowledged before it
+//! joined the batch, as for any verdict.
 //!
 //! Each verdict's latency (from the packet's receipt, when `judge` reads the clock, to the
 //! verdict; a batch's packets to the batch verdict) goes into a histogram: one more clock

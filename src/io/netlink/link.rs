@@ -64,7 +64,7 @@ impl Link {
         request: &[u8],
         sent: &[u32],
     ) -> Result<Exchange, netlink::Error> {
-        self.on_socket(|socket| socket.send_batch(request, sent, &mut |_| {}))
+        self.on_socket(|socket| socket.send_batch(request, sent))
     }
 
     /// Run `exchange` on the socket (opened if needed); drop the socket if it fails.

@@ -178,20 +178,15 @@ impl Socket {
     /// names every sequence number of the batch; each gets an outcome, `Ok` unless refused.
     /// Without the ACKs the kernel builds and queues no answer for a change it made, and the
     /// caller reads one datagram instead of one per message. A lost answer (the receive
-    /// buffer full: `ENOBUFS`) fails the exchange.
-    pub fn send_batch(
-        &mut self,
-        request: &[u8],
-        sent: &[u32],
-        other: &mut dyn FnMut(Message<'_>),
-    ) -> Result<Exchange, Error> {
+    /// buffer full: `ENOBUFS`) fails the exchange. Messages carrying none of `sent` (stale
+    /// answers) are skipped.
+    pub fn send_batch(&mut self, request: &[u8], sent: &[u32]) -> Result<Exchange, Error> {
         self.send(request)?;
         let mut exchange = Exchange::default();
         while let Some(datagram) = self.recv().map_err(|e| Error::io("recv", e))? {
             for message in messages(datagram) {
                 let message = message?;
                 if !sent.contains(&message.seq) {
-                    other(message);
                     continue;
                 }
                 if let Some(Err(refusal)) = message.outcome()? {
